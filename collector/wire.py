@@ -1,0 +1,561 @@
+"""Wire contract v1 between the gateway collector and processing.
+
+This module is the single definition of what travels over MQTT. It uses the
+standard library only, so the gateway needs nothing else to speak it, and
+processing imports it to validate every message on receipt.
+
+Topics
+------
+``wellsense/v1/<study>/<participant>/<stream>``
+    Sensor data of one participant; ``stream`` is ``hr``, ``activity`` or
+    ``status``. Names are pseudonyms, never people.
+``wellsense/v1/<study>/_gateways/<gateway>/state``
+    Retained ``online``/``offline`` (the offline one is the last will).
+``wellsense/v1/<study>/_gateways/<gateway>/health``
+    Periodic gateway health messages (stream ``health``).
+``wellsense/v1/<study>/_gateways/<gateway>/cmd``
+    Commands to a gateway (erasure, withdrawal).
+``wellsense/v1/<study>/_deadletter`` and ``wellsense/v1/<study>/_alerts``
+    Written by processing.
+
+Message (UTF-8 JSON object, at most ``MAX_MESSAGE_BYTES``)
+------------------------------------------------------------
+===============  =========================================================
+``schema``       ``"wellsense.v1"``
+``stream``       must equal the topic's stream
+``study``        study id (must equal the topic's)
+``participant``  participant pseudonym (must equal the topic's)
+``device``       pseudonymous device id (stable per sensor, not its address)
+``gateway``      gateway id
+``seq``          per-device sequence number, 0 <= seq < 2**63, +1 per message
+``sent_ns``      gateway time the batch was closed, ns since the Unix epoch (UTC)
+``clock``        ``{"synced": bool, "source": "ntp"|"rtc"|"none"|"sim",
+                 "max_error_ms": float | null}``: how far sample times can be trusted
+``samples``      non-empty list of samples of the stream's kind (below)
+===============  =========================================================
+
+Sample kinds (timestamps ``ts_ns`` are ns since the Unix epoch, UTC):
+
+* ``hr``: ``{"ts_ns", "hr_bpm": int 0..300, "contact": bool|null,
+  "energy_kj": int|null, "rr_ms": [float 1..65535, ...]}``. ``ts_ns`` is the
+  time the notification was received; the last RR interval ends there.
+* ``activity``: ``{"ts_ns", "cadence_spm": float|null, "speed_mps": float|null,
+  "steps": int|null, "counts": int|null}``: ``steps`` and ``counts`` cover the
+  interval since the previous activity sample of the same device.
+* ``status``: ``{"ts_ns", "event": one of STATUS_EVENTS, "battery_pct": int|null,
+  "rssi_dbm": int|null, "detail": str}``.
+* ``health``: ``{"ts_ns", "uptime_s", "outbox_depth", "outbox_oldest_age_s",
+  "outbox_evicted", "sensors_connected", "sensors": {key: {"last_sample_age_s",
+  "battery_pct"}}}``.
+
+Unknown fields are rejected (a typo must not silently drop data). Decoding
+errors are subclasses of :class:`WireError` and name the offending field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Final, TypeAlias
+
+SCHEMA: Final = "wellsense.v1"
+TOPIC_ROOT: Final = "wellsense/v1"
+MAX_MESSAGE_BYTES: Final = 256 * 1024
+MAX_SAMPLES: Final = 10_000
+MAX_RR_PER_SAMPLE: Final = 512
+MAX_SEQ: Final = 2**63 - 1
+
+PARTICIPANT_STREAMS: Final = frozenset({"hr", "activity", "status"})
+STATUS_EVENTS: Final = frozenset(
+    {
+        "connected",
+        "disconnected",
+        "not_found",
+        "contact_lost",
+        "contact_restored",
+        "battery",
+        "rssi",
+        "withdrawn",
+    }
+)
+CLOCK_SOURCES: Final = frozenset({"ntp", "rtc", "none", "sim"})
+
+# Pseudonyms and ids are path segments of MQTT topics and InfluxDB tag values:
+# no wildcards, no separators, no spaces, bounded length.
+_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Plausibility bounds; anything outside is a sensor or encoding fault.
+_TS_MIN_NS: Final = 946_684_800 * 10**9  # 2000-01-01
+_TS_MAX_NS: Final = 4_102_444_800 * 10**9  # 2100-01-01
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class WireError(ValueError):
+    """A message that does not follow wire contract v1.
+
+    ``field`` is a dotted path such as ``samples[3].hr_bpm`` (or ``""`` for the
+    message as a whole); ``reason`` is a short machine-readable code used in
+    dead-letter messages and counters.
+    """
+
+    reason = "invalid"
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class MessageTooLargeError(WireError):
+    reason = "too_large"
+
+
+class MalformedJsonError(WireError):
+    reason = "bad_json"
+
+
+class UnknownSchemaError(WireError):
+    reason = "unknown_schema"
+
+
+class MissingFieldError(WireError):
+    reason = "missing_field"
+
+
+class UnknownFieldError(WireError):
+    reason = "unknown_field"
+
+
+class FieldTypeError(WireError):
+    reason = "wrong_type"
+
+
+class FieldValueError(WireError):
+    reason = "bad_value"
+
+
+class TopicError(WireError):
+    reason = "bad_topic"
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class ClockQuality:
+    synced: bool
+    source: str
+    max_error_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HrSample:
+    ts_ns: int
+    hr_bpm: int
+    contact: bool | None
+    energy_kj: int | None
+    rr_ms: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivitySample:
+    ts_ns: int
+    cadence_spm: float | None
+    speed_mps: float | None
+    steps: int | None
+    counts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSample:
+    ts_ns: int
+    event: str
+    battery_pct: int | None
+    rssi_dbm: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SensorHealth:
+    last_sample_age_s: float | None
+    battery_pct: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSample:
+    ts_ns: int
+    uptime_s: float
+    outbox_depth: int
+    outbox_oldest_age_s: float | None
+    outbox_evicted: int
+    sensors_connected: int
+    sensors: Mapping[str, SensorHealth]
+
+
+Sample: TypeAlias = HrSample | ActivitySample | StatusSample | HealthSample
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    stream: str
+    study: str
+    participant: str | None  # None for gateway health messages
+    device: str
+    gateway: str
+    seq: int
+    sent_ns: int
+    clock: ClockQuality
+    samples: tuple[Sample, ...]
+
+    @property
+    def topic(self) -> str:
+        if self.stream == "health":
+            return gateway_topic(self.study, self.gateway, "health")
+        assert self.participant is not None
+        return participant_topic(self.study, self.participant, self.stream)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    study: str
+    participant: str | None
+    gateway: str | None
+    stream: str
+
+
+# --------------------------------------------------------------------------- topics
+
+
+def check_id(value: str, field: str) -> str:
+    """Return ``value`` if it is a valid study/participant/device/gateway id."""
+    if not isinstance(value, str):
+        raise FieldTypeError(field, f"expected a string id, got {type(value).__name__}")
+    if not _ID_PATTERN.match(value):
+        raise FieldValueError(
+            field, f"{value[:80]!r} is not an id (lowercase letters, digits, '-', '_'; max 63)"
+        )
+    return value
+
+
+def participant_topic(study: str, participant: str, stream: str) -> str:
+    check_id(study, "study")
+    check_id(participant, "participant")
+    if stream not in PARTICIPANT_STREAMS:
+        raise FieldValueError("stream", f"unknown participant stream {stream!r}")
+    return f"{TOPIC_ROOT}/{study}/{participant}/{stream}"
+
+
+def gateway_topic(study: str, gateway: str, leaf: str) -> str:
+    check_id(study, "study")
+    check_id(gateway, "gateway")
+    if leaf not in ("state", "health", "cmd"):
+        raise FieldValueError("topic", f"unknown gateway topic {leaf!r}")
+    return f"{TOPIC_ROOT}/{study}/_gateways/{gateway}/{leaf}"
+
+
+def deadletter_topic(study: str) -> str:
+    return f"{TOPIC_ROOT}/{check_id(study, 'study')}/_deadletter"
+
+
+def alerts_topic(study: str) -> str:
+    return f"{TOPIC_ROOT}/{check_id(study, 'study')}/_alerts"
+
+
+def parse_topic(topic: str) -> Topic:
+    """Split a data topic into its parts; raise :class:`TopicError` if it is not one."""
+    parts = topic.split("/")
+    if len(parts) == 5 and "/".join(parts[:2]) == TOPIC_ROOT:
+        _, _, study, participant, stream = parts
+        if stream in PARTICIPANT_STREAMS and _ID_PATTERN.match(study) and _ID_PATTERN.match(
+            participant
+        ):
+            return Topic(study, participant, None, stream)
+    if len(parts) == 6 and "/".join(parts[:2]) == TOPIC_ROOT and parts[3] == "_gateways":
+        _, _, study, _, gateway, leaf = parts
+        if leaf == "health" and _ID_PATTERN.match(study) and _ID_PATTERN.match(gateway):
+            return Topic(study, None, gateway, "health")
+    raise TopicError("topic", f"{topic[:200]!r} is not a wellsense/v1 data topic")
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _field(obj: Mapping[str, Any], key: str, path: str) -> Any:
+    if key not in obj:
+        raise MissingFieldError(f"{path}{key}", "is required")
+    return obj[key]
+
+
+def _reject_unknown(obj: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
+    unknown = set(obj) - allowed
+    if unknown:
+        name = sorted(unknown)[0]
+        raise UnknownFieldError(f"{path}{name}"[:200], "is not part of wire contract v1")
+
+
+def _object(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise FieldTypeError(path or "message", f"expected an object, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _int(value: Any, path: str, lo: int, hi: int) -> int:
+    # bool is an int subclass in Python, but `true` is never a valid count.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldTypeError(path, f"expected an integer, got {_kind(value)}")
+    if not lo <= value <= hi:
+        raise FieldValueError(path, f"{value} is outside {lo}..{hi}")
+    return value
+
+
+def _opt_int(value: Any, path: str, lo: int, hi: int) -> int | None:
+    return None if value is None else _int(value, path, lo, hi)
+
+
+def _float(value: Any, path: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldTypeError(path, f"expected a number, got {_kind(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise FieldValueError(path, "must be finite (no NaN or infinity)")
+    if not lo <= number <= hi:
+        raise FieldValueError(path, f"{number} is outside {lo}..{hi}")
+    return number
+
+
+def _opt_float(value: Any, path: str, lo: float, hi: float) -> float | None:
+    return None if value is None else _float(value, path, lo, hi)
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise FieldTypeError(path, f"expected true or false, got {_kind(value)}")
+    return value
+
+
+def _str(value: Any, path: str, max_len: int) -> str:
+    if not isinstance(value, str):
+        raise FieldTypeError(path, f"expected a string, got {_kind(value)}")
+    if len(value) > max_len:
+        raise FieldValueError(path, f"longer than {max_len} characters")
+    return value
+
+
+def _ts(value: Any, path: str) -> int:
+    return _int(value, path, _TS_MIN_NS, _TS_MAX_NS)
+
+
+_HR_KEYS: Final = frozenset({"ts_ns", "hr_bpm", "contact", "energy_kj", "rr_ms"})
+_ACTIVITY_KEYS: Final = frozenset({"ts_ns", "cadence_spm", "speed_mps", "steps", "counts"})
+_STATUS_KEYS: Final = frozenset({"ts_ns", "event", "battery_pct", "rssi_dbm", "detail"})
+_HEALTH_KEYS: Final = frozenset(
+    {
+        "ts_ns",
+        "uptime_s",
+        "outbox_depth",
+        "outbox_oldest_age_s",
+        "outbox_evicted",
+        "sensors_connected",
+        "sensors",
+    }
+)
+_SENSOR_HEALTH_KEYS: Final = frozenset({"last_sample_age_s", "battery_pct"})
+_MESSAGE_KEYS: Final = frozenset(
+    {"schema", "stream", "study", "participant", "device", "gateway", "seq", "sent_ns", "clock",
+     "samples"}
+)
+_CLOCK_KEYS: Final = frozenset({"synced", "source", "max_error_ms"})
+
+
+def _hr_sample(raw: Mapping[str, Any], p: str) -> HrSample:
+    _reject_unknown(raw, _HR_KEYS, p)
+    contact = _field(raw, "contact", p)
+    rr_raw = _field(raw, "rr_ms", p)
+    if not isinstance(rr_raw, list):
+        raise FieldTypeError(f"{p}rr_ms", f"expected a list, got {_kind(rr_raw)}")
+    if len(rr_raw) > MAX_RR_PER_SAMPLE:
+        raise FieldValueError(f"{p}rr_ms", f"more than {MAX_RR_PER_SAMPLE} intervals")
+    return HrSample(
+        ts_ns=_ts(_field(raw, "ts_ns", p), f"{p}ts_ns"),
+        hr_bpm=_int(_field(raw, "hr_bpm", p), f"{p}hr_bpm", 0, 300),
+        contact=None if contact is None else _bool(contact, f"{p}contact"),
+        energy_kj=_opt_int(_field(raw, "energy_kj", p), f"{p}energy_kj", 0, 65535),
+        rr_ms=tuple(_float(v, f"{p}rr_ms[{i}]", 1.0, 65535.0) for i, v in enumerate(rr_raw)),
+    )
+
+
+def _activity_sample(raw: Mapping[str, Any], p: str) -> ActivitySample:
+    _reject_unknown(raw, _ACTIVITY_KEYS, p)
+    return ActivitySample(
+        ts_ns=_ts(_field(raw, "ts_ns", p), f"{p}ts_ns"),
+        cadence_spm=_opt_float(_field(raw, "cadence_spm", p), f"{p}cadence_spm", 0.0, 255.0),
+        speed_mps=_opt_float(_field(raw, "speed_mps", p), f"{p}speed_mps", 0.0, 256.0),
+        steps=_opt_int(_field(raw, "steps", p), f"{p}steps", 0, 1_000_000),
+        counts=_opt_int(_field(raw, "counts", p), f"{p}counts", 0, 10_000_000),
+    )
+
+
+def _status_sample(raw: Mapping[str, Any], p: str) -> StatusSample:
+    _reject_unknown(raw, _STATUS_KEYS, p)
+    event = _str(_field(raw, "event", p), f"{p}event", 40)
+    if event not in STATUS_EVENTS:
+        raise FieldValueError(f"{p}event", f"unknown status event {event!r}")
+    return StatusSample(
+        ts_ns=_ts(_field(raw, "ts_ns", p), f"{p}ts_ns"),
+        event=event,
+        battery_pct=_opt_int(_field(raw, "battery_pct", p), f"{p}battery_pct", 0, 100),
+        rssi_dbm=_opt_int(_field(raw, "rssi_dbm", p), f"{p}rssi_dbm", -127, 20),
+        detail=_str(_field(raw, "detail", p), f"{p}detail", 200),
+    )
+
+
+def _health_sample(raw: Mapping[str, Any], p: str) -> HealthSample:
+    _reject_unknown(raw, _HEALTH_KEYS, p)
+    sensors_raw = _object(_field(raw, "sensors", p), f"{p}sensors")
+    if len(sensors_raw) > 64:
+        raise FieldValueError(f"{p}sensors", "more than 64 sensors")
+    sensors: dict[str, SensorHealth] = {}
+    for key, value in sensors_raw.items():
+        sp = f"{p}sensors.{check_id(key, f'{p}sensors')}."
+        entry = _object(value, sp[:-1])
+        _reject_unknown(entry, _SENSOR_HEALTH_KEYS, sp)
+        sensors[key] = SensorHealth(
+            last_sample_age_s=_opt_float(
+                _field(entry, "last_sample_age_s", sp), f"{sp}last_sample_age_s", 0.0, 1e10
+            ),
+            battery_pct=_opt_int(_field(entry, "battery_pct", sp), f"{sp}battery_pct", 0, 100),
+        )
+    return HealthSample(
+        ts_ns=_ts(_field(raw, "ts_ns", p), f"{p}ts_ns"),
+        uptime_s=_float(_field(raw, "uptime_s", p), f"{p}uptime_s", 0.0, 1e10),
+        outbox_depth=_int(_field(raw, "outbox_depth", p), f"{p}outbox_depth", 0, 2**53),
+        outbox_oldest_age_s=_opt_float(
+            _field(raw, "outbox_oldest_age_s", p), f"{p}outbox_oldest_age_s", 0.0, 1e10
+        ),
+        outbox_evicted=_int(_field(raw, "outbox_evicted", p), f"{p}outbox_evicted", 0, 2**53),
+        sensors_connected=_int(
+            _field(raw, "sensors_connected", p), f"{p}sensors_connected", 0, 64
+        ),
+        sensors=sensors,
+    )
+
+
+_SAMPLE_DECODERS = {
+    "hr": _hr_sample,
+    "activity": _activity_sample,
+    "status": _status_sample,
+    "health": _health_sample,
+}
+
+
+def _reject_constant(token: str) -> Any:
+    # json.loads accepts NaN/Infinity by default; the contract does not.
+    raise FieldValueError("", f"non-finite number {token} is not allowed")
+
+
+def decode(payload: bytes, topic: str | None = None) -> Message:
+    """Decode and validate one message; if ``topic`` is given it must agree.
+
+    Raises a :class:`WireError` subclass naming the field on any violation.
+    """
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise MessageTooLargeError("", f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        raw = json.loads(payload, parse_constant=_reject_constant)
+    except WireError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedJsonError("", f"not valid UTF-8 JSON: {exc}"[:200]) from None
+    obj = _object(raw, "")
+    schema = _field(obj, "schema", "")
+    if schema != SCHEMA:
+        raise UnknownSchemaError("schema", f"{str(schema)[:40]!r} is not {SCHEMA!r}")
+    _reject_unknown(obj, _MESSAGE_KEYS, "")
+    stream = _str(_field(obj, "stream", ""), "stream", 20)
+    decoder = _SAMPLE_DECODERS.get(stream)
+    if decoder is None:
+        raise FieldValueError("stream", f"unknown stream {stream!r}")
+    study = check_id(_field(obj, "study", ""), "study")
+    participant_raw = _field(obj, "participant", "")
+    if stream == "health":
+        if participant_raw is not None:
+            raise FieldValueError("participant", "must be null on a gateway health message")
+        participant = None
+    else:
+        participant = check_id(participant_raw, "participant")
+    clock_raw = _object(_field(obj, "clock", ""), "clock")
+    _reject_unknown(clock_raw, _CLOCK_KEYS, "clock.")
+    source = _str(_field(clock_raw, "source", "clock."), "clock.source", 10)
+    if source not in CLOCK_SOURCES:
+        raise FieldValueError("clock.source", f"unknown clock source {source!r}")
+    clock = ClockQuality(
+        synced=_bool(_field(clock_raw, "synced", "clock."), "clock.synced"),
+        source=source,
+        max_error_ms=_opt_float(
+            _field(clock_raw, "max_error_ms", "clock."), "clock.max_error_ms", 0.0, 1e12
+        ),
+    )
+    samples_raw = _field(obj, "samples", "")
+    if not isinstance(samples_raw, list):
+        raise FieldTypeError("samples", f"expected a list, got {_kind(samples_raw)}")
+    if not samples_raw:
+        raise FieldValueError("samples", "must not be empty")
+    if len(samples_raw) > MAX_SAMPLES:
+        raise FieldValueError("samples", f"more than {MAX_SAMPLES} samples")
+    samples = tuple(
+        decoder(_object(s, f"samples[{i}]"), f"samples[{i}].") for i, s in enumerate(samples_raw)
+    )
+    message = Message(
+        stream=stream,
+        study=study,
+        participant=participant,
+        device=check_id(_field(obj, "device", ""), "device"),
+        gateway=check_id(_field(obj, "gateway", ""), "gateway"),
+        seq=_int(_field(obj, "seq", ""), "seq", 0, MAX_SEQ),
+        sent_ns=_ts(_field(obj, "sent_ns", ""), "sent_ns"),
+        clock=clock,
+        samples=samples,
+    )
+    if topic is not None:
+        expected = message.topic
+        if topic != expected:
+            raise TopicError("topic", f"message belongs on {expected!r}, arrived on {topic[:200]!r}")
+    return message
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _jsonable(sample: Sample) -> dict[str, Any]:
+    data = asdict(sample)
+    if isinstance(sample, HrSample):
+        data["rr_ms"] = list(sample.rr_ms)
+    return data
+
+
+def encode(message: Message) -> bytes:
+    """Serialise a message; the result always decodes back to an equal message."""
+    body: dict[str, Any] = {
+        "schema": SCHEMA,
+        "stream": message.stream,
+        "study": message.study,
+        "participant": message.participant,
+        "device": message.device,
+        "gateway": message.gateway,
+        "seq": message.seq,
+        "sent_ns": message.sent_ns,
+        "clock": asdict(message.clock),
+        "samples": [_jsonable(s) for s in message.samples],
+    }
+    payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise MessageTooLargeError("", f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}; batch smaller")
+    return payload
+

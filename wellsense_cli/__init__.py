@@ -1,0 +1,1 @@
+"""The `wellsense` command line: a thin dispatcher over the role packages."""
