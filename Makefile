@@ -1,0 +1,87 @@
+# WellSense: `make demo` and `make test` set up everything they need on a
+# fresh Debian machine (as root or with sudo) and are idempotent: the second
+# run only checks stamps.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .make
+export WELLSENSE_CACHE ?= $(HOME)/.cache/wellsense
+INFLUXD_VERSION := v2.7.12
+INFLUXD := $(WELLSENSE_CACHE)/influxd-$(INFLUXD_VERSION)/influxd
+export WELLSENSE_INFLUXD_VERSION := $(INFLUXD_VERSION)
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# mosquitto: broker; dbus-daemon: private bus for the emulated BlueZ;
+# openssl: throwaway test CA; python3-venv: the virtualenv.
+DEB_PACKAGES := mosquitto dbus-daemon openssl python3-venv ca-certificates
+
+.PHONY: help setup deps venv influxd test test-fast lint demo services-up services-down services-env bench clean
+
+help:
+	@echo "make demo           end-to-end demo on simulated wearables and local services"
+	@echo "make test           the whole test suite (unit, property, integration, fault)"
+	@echo "make services-up    start local Mosquitto + InfluxDB 2.x, print their settings"
+	@echo "make services-down  stop exactly the services that services-up started"
+	@echo "make bench          run the benchmarks (JSON on stdout)"
+	@echo "make lint           ruff + mypy"
+
+setup: deps venv influxd
+
+deps: $(STAMPS)/deb.stamp
+$(STAMPS)/deb.stamp: Makefile
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "== installing Debian packages: $$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
+	fi
+	@# A Debian mosquitto starts a system-wide broker on port 1883; ours run on their own ports.
+	@touch $@
+
+venv: $(STAMPS)/venv.stamp
+$(STAMPS)/venv.stamp: pyproject.toml $(STAMPS)/deb.stamp
+	@mkdir -p $(STAMPS)
+	@[ -x $(BIN)/python ] || { echo "== creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "== installing wellsense[dev] into $(VENV)"
+	@$(BIN)/python -m pip install -q --upgrade pip </dev/null
+	@$(BIN)/python -m pip install -q -e '.[dev]' </dev/null
+	@touch $@
+
+influxd: $(INFLUXD)
+$(INFLUXD):
+	@echo "== InfluxDB $(INFLUXD_VERSION): first run builds it from source and caches it in $(WELLSENSE_CACHE)"
+	@deploy/influxdb/ensure-influxd.sh >/dev/null
+
+test: setup
+	$(BIN)/ruff check .
+	WELLSENSE_INFLUXD=$(INFLUXD) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+demo: setup
+	WELLSENSE_INFLUXD=$(INFLUXD) $(BIN)/wellsense demo $(DEMO_ARGS)
+
+services-up: setup
+	@WELLSENSE_INFLUXD=$(INFLUXD) $(BIN)/wellsense services up --dir .services
+
+services-down:
+	@if [ -x $(BIN)/wellsense ]; then $(BIN)/wellsense services down --dir .services; else echo "nothing to stop"; fi
+
+services-env:
+	@$(BIN)/wellsense services env --dir .services
+
+bench: setup
+	@mkdir -p bench/results
+	@for b in bench/*.py; do echo "== $$b" >&2; WELLSENSE_INFLUXD=$(INFLUXD) $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(STAMPS) .services .demo .pytest_cache .ruff_cache .mypy_cache

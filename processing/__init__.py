@@ -1,0 +1,1 @@
+"""WellSense processing: MQTT -> validation -> features -> InfluxDB 2.x."""
