@@ -72,7 +72,9 @@ class Section:
     def bool(self, key: str, default: Any = None) -> Any:
         return self._get(key, bool, _REQUIRED if default is ... else default)
 
-    def int(self, key: str, default: Any = None, *, lo: int | None = None, hi: int | None = None) -> Any:
+    def int(
+        self, key: str, default: Any = None, *, lo: int | None = None, hi: int | None = None
+    ) -> Any:
         value = self._get(key, int, _REQUIRED if default is ... else default)
         if value is not None:
             _check_range(self, key, value, lo, hi)
@@ -125,12 +127,20 @@ _REQUIRED = object()
 
 
 def _names(kinds: tuple[type, ...]) -> str:
-    names = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
-             "dict": "a table", "list": "a list"}
+    names = {
+        "str": "a string",
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false",
+        "dict": "a table",
+        "list": "a list",
+    }
     return " or ".join(dict.fromkeys(names.get(k.__name__, k.__name__) for k in kinds))
 
 
-def _check_range(section: Section, key: str, value: float, lo: float | None, hi: float | None) -> None:
+def _check_range(
+    section: Section, key: str, value: float, lo: float | None, hi: float | None
+) -> None:
     if lo is not None and value < lo:
         raise section.error(key, f"{value} is below the minimum {lo}")
     if hi is not None and value > hi:

@@ -73,7 +73,9 @@ STATUS_EVENTS: Final = frozenset(
     {
         "connected",
         "disconnected",
+        "connect_failed",
         "not_found",
+        "device_info",
         "contact_lost",
         "contact_restored",
         "battery",
@@ -269,8 +271,10 @@ def parse_topic(topic: str) -> Topic:
     parts = topic.split("/")
     if len(parts) == 5 and "/".join(parts[:2]) == TOPIC_ROOT:
         _, _, study, participant, stream = parts
-        if stream in PARTICIPANT_STREAMS and _ID_PATTERN.match(study) and _ID_PATTERN.match(
-            participant
+        if (
+            stream in PARTICIPANT_STREAMS
+            and _ID_PATTERN.match(study)
+            and _ID_PATTERN.match(participant)
         ):
             return Topic(study, participant, None, stream)
     if len(parts) == 6 and "/".join(parts[:2]) == TOPIC_ROOT and parts[3] == "_gateways":
@@ -368,8 +372,18 @@ _HEALTH_KEYS: Final = frozenset(
 )
 _SENSOR_HEALTH_KEYS: Final = frozenset({"last_sample_age_s", "battery_pct"})
 _MESSAGE_KEYS: Final = frozenset(
-    {"schema", "stream", "study", "participant", "device", "gateway", "seq", "sent_ns", "clock",
-     "samples"}
+    {
+        "schema",
+        "stream",
+        "study",
+        "participant",
+        "device",
+        "gateway",
+        "seq",
+        "sent_ns",
+        "clock",
+        "samples",
+    }
 )
 _CLOCK_KEYS: Final = frozenset({"synced", "source", "max_error_ms"})
 
@@ -440,9 +454,7 @@ def _health_sample(raw: Mapping[str, Any], p: str) -> HealthSample:
             _field(raw, "outbox_oldest_age_s", p), f"{p}outbox_oldest_age_s", 0.0, 1e10
         ),
         outbox_evicted=_int(_field(raw, "outbox_evicted", p), f"{p}outbox_evicted", 0, 2**53),
-        sensors_connected=_int(
-            _field(raw, "sensors_connected", p), f"{p}sensors_connected", 0, 64
-        ),
+        sensors_connected=_int(_field(raw, "sensors_connected", p), f"{p}sensors_connected", 0, 64),
         sensors=sensors,
     )
 
@@ -526,7 +538,9 @@ def decode(payload: bytes, topic: str | None = None) -> Message:
     if topic is not None:
         expected = message.topic
         if topic != expected:
-            raise TopicError("topic", f"message belongs on {expected!r}, arrived on {topic[:200]!r}")
+            raise TopicError(
+                "topic", f"message belongs on {expected!r}, arrived on {topic[:200]!r}"
+            )
     return message
 
 
@@ -558,4 +572,3 @@ def encode(message: Message) -> bytes:
     if len(payload) > MAX_MESSAGE_BYTES:
         raise MessageTooLargeError("", f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}; batch smaller")
     return payload
-

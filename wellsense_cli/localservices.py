@@ -57,7 +57,9 @@ def _wait_for(check: Any, what: str, proc: subprocess.Popen[bytes], log_path: Pa
             if check():
                 return
         time.sleep(0.1)
-    raise ServiceError(f"{what} did not become ready within {START_TIMEOUT_S:.0f} s (log: {log_path})")
+    raise ServiceError(
+        f"{what} did not become ready within {START_TIMEOUT_S:.0f} s (log: {log_path})"
+    )
 
 
 def _start(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -65,7 +67,10 @@ def _start(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         # A new session: the service outlives `wellsense services up` and is not
         # hit by the terminal's Ctrl-C; it is stopped by pid instead.
         return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -122,14 +127,62 @@ def make_test_pki(directory: Path) -> tuple[Path, Path, Path]:
     )
     run = ["openssl"]
     quiet = {"check": True, "capture_output": True}
-    subprocess.run([*run, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-                    "-subj", "/CN=WellSense throwaway test CA", "-keyout", str(ca_key),
-                    "-out", str(ca_crt)], **quiet)  # type: ignore[call-overload]
-    subprocess.run([*run, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-                    "-keyout", str(key), "-out", str(csr)], **quiet)  # type: ignore[call-overload]
-    subprocess.run([*run, "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey",
-                    str(ca_key), "-CAcreateserial", "-days", "30", "-extfile", str(ext),
-                    "-out", str(crt)], **quiet)  # type: ignore[call-overload]
+    subprocess.run(
+        [
+            *run,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=WellSense throwaway test CA",
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca_crt),
+        ],
+        **quiet,
+    )  # type: ignore[call-overload]
+    subprocess.run(
+        [
+            *run,
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+        ],
+        **quiet,
+    )  # type: ignore[call-overload]
+    subprocess.run(
+        [
+            *run,
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca_crt),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(crt),
+        ],
+        **quiet,
+    )  # type: ignore[call-overload]
     for p in (ca_key, key):
         p.chmod(0o600)
     return ca_crt, crt, key
@@ -170,8 +223,9 @@ class Mosquitto:
         passwd.write_text("")
         users = {self.username: self.password, **self.extra_users}
         for name, pw in users.items():
-            subprocess.run(["mosquitto_passwd", "-b", str(passwd), name, pw], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(passwd), name, pw], check=True, capture_output=True
+            )
         acl = d / "acl"
         acl.write_text(self.acl_text or f"user {self.username}\ntopic readwrite wellsense/#\n")
         (d / "data").mkdir(exist_ok=True)
@@ -221,8 +275,10 @@ class Mosquitto:
 
     def _tls_ready(self) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw, \
-                ctx.wrap_socket(raw, server_hostname="127.0.0.1"):
+        with (
+            socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw,
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1"),
+        ):
             return True
 
     def stop(self) -> None:
@@ -271,8 +327,9 @@ def find_influxd() -> str:
     candidates += sorted(glob.glob(str(cache / "influxd-v2.*" / "influxd")), reverse=True)
     for candidate in filter(None, candidates):
         try:
-            out = subprocess.run([candidate, "version"], capture_output=True, text=True,
-                                 timeout=20).stdout
+            out = subprocess.run(
+                [candidate, "version"], capture_output=True, text=True, timeout=20
+            ).stdout
         except (OSError, subprocess.TimeoutExpired):
             continue
         if out.startswith(("InfluxDB v2.", "InfluxDB 2.")):
@@ -332,23 +389,29 @@ class Influxd:
 
     def _onboard(self) -> None:
         self.token = secrets.token_urlsafe(32)
-        body = json.dumps({
-            "username": "wellsense-admin",
-            "password": secrets.token_urlsafe(18),
-            "org": self.org,
-            "bucket": self.bucket,
-            "token": self.token,
-            "retentionPeriodSeconds": 0,
-        }).encode()
+        body = json.dumps(
+            {
+                "username": "wellsense-admin",
+                "password": secrets.token_urlsafe(18),
+                "org": self.org,
+                "bucket": self.bucket,
+                "token": self.token,
+                "retentionPeriodSeconds": 0,
+            }
+        ).encode()
         request = urllib.request.Request(
-            f"{self.url}/api/v2/setup", data=body, method="POST",
+            f"{self.url}/api/v2/setup",
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as resp:
                 resp.read()
         except urllib.error.HTTPError as exc:
-            raise ServiceError(f"InfluxDB onboarding failed: HTTP {exc.code} {exc.read()[:300]!r}") from None
+            raise ServiceError(
+                f"InfluxDB onboarding failed: HTTP {exc.code} {exc.read()[:300]!r}"
+            ) from None
 
     def stop(self) -> None:
         if self.pid is not None:

@@ -21,7 +21,9 @@ class Subcommand(NamedTuple):
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "collect": Subcommand("collector.cli", "run the BLE gateway collector, or scan for sensors"),
-    "process": Subcommand("processing.cli", "run the processing service (MQTT -> features -> InfluxDB)"),
+    "process": Subcommand(
+        "processing.cli", "run the processing service (MQTT -> features -> InfluxDB)"
+    ),
     "features": Subcommand("processing.features.cli", "compute features offline from files"),
     "services": Subcommand("wellsense_cli.services", "start/stop local Mosquitto and InfluxDB"),
     "demo": Subcommand("wellsense_cli.demo", "run the end-to-end demo on simulated wearables"),
@@ -35,7 +37,7 @@ def _usage() -> str:
     lines = [
         "usage: wellsense [-h] [--version] <command> [<args>]",
         "",
-        "Passive sensing for mental-health research: BLE wearables -> MQTT -> features -> InfluxDB.",
+        "Passive sensing for mental-health research: wearables -> MQTT -> features -> InfluxDB.",
         "",
         "commands:",
     ]

@@ -25,8 +25,12 @@ def _print_env(env: dict[str, str]) -> None:
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("up", "down", "env", "status"))
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR,
-                        help="scratch directory for their data and logs (default: .services)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        help="scratch directory for their data and logs (default: .services)",
+    )
     args = parser.parse_args(argv)
     directory: Path = args.dir.resolve()
     state = ls.load_state(directory)
@@ -45,8 +49,11 @@ def main(argv: list[str], prog: str) -> int:
             print(f"{prog}: {exc}", file=sys.stderr)
             return 1
         ls.save_state(directory, services)
-        print(f"# started: mosquitto pid {services.mosquitto.pid}, influxd pid "
-              f"{services.influxd.pid}; stop with 'make services-down'", file=sys.stderr)
+        print(
+            f"# started: mosquitto pid {services.mosquitto.pid}, influxd pid "
+            f"{services.influxd.pid}; stop with 'make services-down'",
+            file=sys.stderr,
+        )
         _print_env(services.env())
         return 0
 
@@ -54,8 +61,9 @@ def main(argv: list[str], prog: str) -> int:
         if args.action == "down":
             print(f"# no services recorded in {directory}; nothing to stop", file=sys.stderr)
             return 0
-        print(f"{prog}: no services recorded in {directory}; run 'make services-up'",
-              file=sys.stderr)
+        print(
+            f"{prog}: no services recorded in {directory}; run 'make services-up'", file=sys.stderr
+        )
         return 1
     if args.action == "env":
         _print_env(state["env"])

@@ -31,7 +31,10 @@ def test_influx_write_then_flux_query(influxd: ls.Influxd) -> None:
         client.write_api(write_options=SYNCHRONOUS).write(
             influxd.bucket,
             record=[
-                Point("smoke").tag("run", run).field("hr_bpm", 61.0 + i).time(ts + i, WritePrecision.NS)
+                Point("smoke")
+                .tag("run", run)
+                .field("hr_bpm", 61.0 + i)
+                .time(ts + i, WritePrecision.NS)
                 for i in range(3)
             ],
         )
@@ -48,8 +51,9 @@ def test_influx_is_version_2(influxd: ls.Influxd) -> None:
         assert client.version().startswith("2.")
 
 
-def _client(broker: ls.Mosquitto, username: str | None, password: str | None,
-            *, tls: bool = True) -> tuple[mqtt.Client, "queue.Queue[object]"]:
+def _client(
+    broker: ls.Mosquitto, username: str | None, password: str | None, *, tls: bool = True
+) -> tuple[mqtt.Client, queue.Queue[object]]:
     events: queue.Queue[object] = queue.Queue()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     if tls:
@@ -67,7 +71,7 @@ def _connect_result(broker: ls.Mosquitto, username: str | None, password: str | 
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
-        kind, rc = events.get(timeout=10)  # type: ignore[misc]
+        _, rc = events.get(timeout=10)  # type: ignore[misc]
         return rc
     finally:
         client.disconnect()
@@ -117,10 +121,17 @@ def test_services_up_prints_settings_that_work_and_down_leaves_nothing(tmp_path:
     directory = Path(tmp_path / "svc")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cli = [sys.executable, "-m", "wellsense_cli.main", "services"]
-    up = subprocess.run([*cli, "up", "--dir", str(directory)], capture_output=True, text=True,
-                        env=env, timeout=120, check=True)
+    up = subprocess.run(
+        [*cli, "up", "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     settings = dict(
-        line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines()
+        line.removeprefix("export ").split("=", 1)
+        for line in up.stdout.splitlines()
         if line.startswith("export ")
     )
     state = ls.load_state(directory)
@@ -130,14 +141,23 @@ def test_services_up_prints_settings_that_work_and_down_leaves_nothing(tmp_path:
         assert settings["WELLSENSE_MQTT_URL"].startswith("mqtts://127.0.0.1:")
         # The README's example: those settings work from Python.
         example = (REPO / "docs" / "services_example.py").read_text()
-        check = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
-                               env={**env, **{k: v.strip("'") for k, v in settings.items()}},
-                               timeout=60)
+        check = subprocess.run(
+            [sys.executable, "-c", example],
+            capture_output=True,
+            text=True,
+            env={**env, **{k: v.strip("'") for k, v in settings.items()}},
+            timeout=60,
+        )
         assert check.returncode == 0, check.stderr
         assert "influx ok" in check.stdout and "mqtt ok" in check.stdout
     finally:
-        down = subprocess.run([*cli, "down", "--dir", str(directory)], capture_output=True,
-                              text=True, env=env, timeout=60)
+        down = subprocess.run(
+            [*cli, "down", "--dir", str(directory)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
     assert down.returncode == 0
     # A stopped daemon may linger as a zombie until init reaps it; it runs no more.
     assert ls.running(state) == {"mosquitto": False, "influxd": False}

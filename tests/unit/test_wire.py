@@ -71,8 +71,12 @@ def test_topics() -> None:
     assert wire.participant_topic("pilot", "p-1", "hr") == "wellsense/v1/pilot/p-1/hr"
     assert wire.parse_topic("wellsense/v1/pilot/p-1/hr") == wire.Topic("pilot", "p-1", None, "hr")
     assert wire.parse_topic("wellsense/v1/pilot/_gateways/gw-1/health").gateway == "gw-1"
-    for bad in ("wellsense/v1/pilot/p-1", "wellsense/v2/pilot/p-1/hr", "wellsense/v1/Pilot/p/hr",
-                "wellsense/v1/pilot/p-1/ecg"):
+    for bad in (
+        "wellsense/v1/pilot/p-1",
+        "wellsense/v2/pilot/p-1/hr",
+        "wellsense/v1/Pilot/p/hr",
+        "wellsense/v1/pilot/p-1/ecg",
+    ):
         with pytest.raises(wire.TopicError):
             wire.parse_topic(bad)
     with pytest.raises(wire.FieldValueError):

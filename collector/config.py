@@ -1,0 +1,196 @@
+"""Gateway collector configuration, validated once at start.
+
+The commented sample is ``deploy/gateway/collector.sample.toml``; every option
+there is read here, and an unknown option is an error naming the file, the
+table and the option.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from collector import wire
+from collector.tomlconfig import ConfigError, MqttSettings, Section, load_toml, mqtt_settings
+
+_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SensorConfig:
+    """One wearable: how to find it and whose data it carries."""
+
+    key: str
+    participant: str
+    device: str
+    address: str | None
+    name_pattern: str | None
+    service_uuid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    max_interval_s: float
+    max_samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class BleConfig:
+    adapter: str
+    battery_interval_s: float
+    scan_timeout_s: float
+    reconnect_min_s: float
+    reconnect_max_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Demo-only: a time-compressed clock shared with the emulated wearables."""
+
+    time_scale: float
+    epoch_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    path: Path
+    study: str
+    gateway: str
+    data_dir: Path
+    clock_source: str
+    mqtt: MqttSettings
+    max_inflight: int
+    batch: BatchConfig
+    outbox_max_bytes: int
+    ble: BleConfig
+    health_interval_s: float
+    sensors: tuple[SensorConfig, ...]
+    sim: SimConfig | None
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.sqlite3"
+
+
+def _id(section: Section, key: str, default: object = ...) -> str:
+    value = section.str(key, default)
+    try:
+        return wire.check_id(value, key)
+    except wire.WireError as exc:
+        raise section.error(key, str(exc).split(": ", 1)[-1]) from None
+
+
+def load(path: Path) -> CollectorConfig:
+    root = Section(path, "", load_toml(path))
+    gw = root.table("gateway")
+    study = _id(gw, "study")
+    gateway = _id(gw, "id")
+    data_dir = gw.path_value("data_dir", "/var/lib/wellsense")
+    assert data_dir is not None
+    clock_source = gw.choice("clock_source", tuple(sorted(wire.CLOCK_SOURCES)), "ntp")
+    gw.reject_unknown()
+
+    mq = root.table("mqtt")
+    mqtt = mqtt_settings(mq)
+    max_inflight = mq.int("max_inflight", 20, lo=1, hi=1000)
+    mq.reject_unknown()
+
+    b = root.table("batch")
+    batch = BatchConfig(
+        max_interval_s=b.float("max_interval_s", 10.0, lo=0.05, hi=3600.0),
+        max_samples=b.int("max_samples", 120, lo=1, hi=wire.MAX_SAMPLES),
+    )
+    b.reject_unknown()
+
+    ob = root.table("outbox")
+    outbox_max_bytes = ob.int("max_bytes", 512 * 1024 * 1024, lo=1024 * 1024)
+    ob.reject_unknown()
+
+    bl = root.table("ble")
+    ble = BleConfig(
+        adapter=bl.str("adapter", "hci0"),
+        battery_interval_s=bl.float("battery_interval_s", 900.0, lo=1.0),
+        scan_timeout_s=bl.float("scan_timeout_s", 10.0, lo=0.5, hi=300.0),
+        reconnect_min_s=bl.float("reconnect_min_s", 1.0, lo=0.05),
+        reconnect_max_s=bl.float("reconnect_max_s", 300.0, lo=0.1),
+    )
+    if ble.reconnect_max_s < ble.reconnect_min_s:
+        raise bl.error("reconnect_max_s", "must not be below reconnect_min_s")
+    bl.reject_unknown()
+
+    h = root.table("health")
+    health_interval_s = h.float("interval_s", 60.0, lo=1.0, hi=86400.0)
+    h.reject_unknown()
+
+    sensors = tuple(_sensor(s, gateway) for s in root.tables("sensor"))
+    if not sensors:
+        raise ConfigError(
+            f"{path}: no [[sensor]] configured; run 'wellsense collect scan' to find one"
+        )
+    for attr in ("key", "device"):
+        seen: set[str] = set()
+        for s in sensors:
+            value = getattr(s, attr)
+            if value in seen:
+                raise ConfigError(f"{path}: [[sensor]] {attr} {value!r} is used twice")
+            seen.add(value)
+
+    sim = None
+    if root.has("sim"):
+        sm = root.table("sim")
+        sim = SimConfig(
+            time_scale=sm.float("time_scale", 1.0, lo=0.001, hi=100_000.0),
+            epoch_ns=sm.int("epoch_ns", None, lo=0),
+        )
+        sm.reject_unknown()
+    root.reject_unknown()
+    return CollectorConfig(
+        path=path,
+        study=study,
+        gateway=gateway,
+        data_dir=data_dir,
+        clock_source=clock_source,
+        mqtt=mqtt,
+        max_inflight=max_inflight,
+        batch=batch,
+        outbox_max_bytes=outbox_max_bytes,
+        ble=ble,
+        health_interval_s=health_interval_s,
+        sensors=sensors,
+        sim=sim,
+    )
+
+
+def _sensor(s: Section, gateway: str) -> SensorConfig:
+    key = _id(s, "key")
+    address = s.str("address")
+    if address is not None and not _ADDRESS.match(address):
+        raise s.error("address", f"{address!r} is not a Bluetooth address like AA:BB:CC:DD:EE:FF")
+    name_pattern = s.str("name_pattern")
+    if name_pattern is not None:
+        try:
+            re.compile(name_pattern)
+        except re.error as exc:
+            raise s.error("name_pattern", f"not a regular expression: {exc}") from None
+    service_uuid = s.str("service_uuid")
+    if service_uuid is not None:
+        service_uuid = service_uuid.lower()
+        if not _UUID.match(service_uuid):
+            raise s.error(
+                "service_uuid", "expected a 128-bit UUID like 0000180d-0000-1000-8000-00805f9b34fb"
+            )
+    if not (address or name_pattern or service_uuid):
+        raise s.error("address", "give address, name_pattern or service_uuid to find the sensor")
+    sensor = SensorConfig(
+        key=key,
+        participant=_id(s, "participant"),
+        # Not the Bluetooth address: a stable, non-hardware id for the data.
+        device=_id(s, "device", f"{gateway}-{key}"),
+        address=address.upper() if address else None,
+        name_pattern=name_pattern,
+        service_uuid=service_uuid,
+    )
+    s.reject_unknown()
+    return sensor

@@ -1,0 +1,182 @@
+"""Turn the device manager's raw records and events into wire samples.
+
+Runs on the consumer side of the BLE queue (never in a bleak callback):
+parses GATT payloads, derives contact lost/restored events from the sensor's
+own contact bit, keeps per-sensor health, and hands samples to the batcher.
+A payload that does not parse is counted and logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from collector import ble_events as ev
+from collector import gatt, wire
+from collector.batcher import Batcher, Route
+from collector.gatt_uuids import Characteristic
+
+log = logging.getLogger(__name__)
+
+_HRM = Characteristic.HEART_RATE_MEASUREMENT.uuid
+_RSC = Characteristic.RSC_MEASUREMENT.uuid
+
+
+@dataclass
+class SensorState:
+    """What the gateway knows about one sensor, for health messages."""
+
+    connected: bool = False
+    contact: bool | None = None
+    last_sample_ns: int | None = None
+    battery_pct: int | None = None
+    samples: int = 0
+    parse_errors: int = 0
+
+
+@dataclass
+class Ingest:
+    """Maps :mod:`collector.ble_events` items to wire samples on ``batcher``."""
+
+    batcher: Batcher
+    routes: Mapping[str, Route]  # sensor key -> participant and device id
+    now_ns: Callable[[], int]
+    sensors: dict[str, SensorState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in self.routes:
+            self.sensors.setdefault(key, SensorState())
+
+    def handle(self, item: ev.BleItem) -> None:
+        route = self.routes.get(item.sensor_key)
+        if route is None:
+            log.warning("item for unconfigured sensor %r dropped", item.sensor_key)
+            return
+        state = self.sensors[item.sensor_key]
+        if isinstance(item, ev.RawNotification):
+            self._notification(item, route, state)
+        else:
+            self._event(item, route, state)
+
+    def _notification(self, item: ev.RawNotification, route: Route, state: SensorState) -> None:
+        try:
+            if item.char_uuid == _HRM:
+                hrm = gatt.parse_heart_rate_measurement(item.data)
+                self._contact(hrm.contact, item.received_ns, route, state)
+                self.batcher.add(
+                    route,
+                    "hr",
+                    wire.HrSample(
+                        ts_ns=item.received_ns,
+                        hr_bpm=hrm.hr_bpm,
+                        contact=hrm.contact,
+                        energy_kj=hrm.energy_kj,
+                        rr_ms=hrm.rr_ms,
+                    ),
+                )
+            elif item.char_uuid == _RSC:
+                rsc = gatt.parse_rsc_measurement(item.data)
+                self.batcher.add(
+                    route,
+                    "activity",
+                    wire.ActivitySample(
+                        ts_ns=item.received_ns,
+                        cadence_spm=float(rsc.cadence_per_min),
+                        speed_mps=rsc.speed_m_s,
+                        steps=None,
+                        counts=None,
+                    ),
+                )
+            else:
+                return
+        except gatt.GattParseError as exc:
+            state.parse_errors += 1
+            log.warning("sensor %s: unparsable notification dropped: %s", item.sensor_key, exc)
+            return
+        state.samples += 1
+        state.last_sample_ns = item.received_ns
+
+    def _contact(self, contact: bool | None, ts_ns: int, route: Route, state: SensorState) -> None:
+        if contact is None or contact == state.contact:
+            return
+        previous, state.contact = state.contact, contact
+        if previous is None and contact:
+            return  # first reading after start: nothing was lost
+        self._status(route, ts_ns, "contact_restored" if contact else "contact_lost")
+
+    def _status(
+        self,
+        route: Route,
+        ts_ns: int,
+        event: str,
+        *,
+        battery_pct: int | None = None,
+        rssi_dbm: int | None = None,
+        detail: str = "",
+    ) -> None:
+        self.batcher.add(
+            route,
+            "status",
+            wire.StatusSample(
+                ts_ns=ts_ns,
+                event=event,
+                battery_pct=battery_pct,
+                rssi_dbm=rssi_dbm,
+                detail=detail[:200],
+            ),
+        )
+
+    def _event(self, item: ev.SensorEvent, route: Route, state: SensorState) -> None:
+        ts = item.ts_ns
+        if isinstance(item, ev.SensorConnected):
+            state.connected = True
+            self._status(route, ts, "connected", detail=f"session {item.session}")
+        elif isinstance(item, ev.SensorDisconnected):
+            state.connected = False
+            state.contact = None
+            self._status(route, ts, "disconnected", detail=item.reason)
+        elif isinstance(item, ev.Gap):
+            log.info(
+                "sensor %s: gap of %.1f s (%s)",
+                item.sensor_key,
+                (item.end_ns - item.start_ns) / 1e9,
+                item.reason,
+            )
+        elif isinstance(item, ev.ConnectFailed):
+            self._status(
+                route, ts, "connect_failed", detail=f"attempt {item.attempt}: {item.reason}"
+            )
+        elif isinstance(item, ev.SensorNotFound):
+            self._status(route, ts, "not_found", detail=f"attempt {item.attempt}")
+        elif isinstance(item, ev.RssiReading):
+            self._status(route, ts, "rssi", rssi_dbm=max(-127, min(20, item.rssi_dbm)))
+        elif isinstance(item, ev.BatteryLevel):
+            state.battery_pct = item.battery_pct
+            self._status(route, ts, "battery", battery_pct=item.battery_pct)
+        elif isinstance(item, ev.DeviceInfo):
+            parts = [item.manufacturer, item.model, item.firmware]
+            location = _location_name(item.body_location)
+            detail = " / ".join(p for p in parts if p) + (f" @ {location}" if location else "")
+            self._status(route, ts, "device_info", detail=detail)
+
+    def health_sensors(self) -> dict[str, wire.SensorHealth]:
+        now = self.now_ns()
+        return {
+            key: wire.SensorHealth(
+                last_sample_age_s=None
+                if s.last_sample_ns is None
+                else max(0.0, (now - s.last_sample_ns) / 1e9),
+                battery_pct=s.battery_pct,
+            )
+            for key, s in self.sensors.items()
+        }
+
+
+def _location_name(code: int | None) -> str | None:
+    if code is None:
+        return None
+    try:
+        return gatt.BodySensorLocation(code).name.lower()
+    except ValueError:
+        return f"location {code}"
