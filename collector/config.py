@@ -46,14 +46,6 @@ class BleConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SimConfig:
-    """Demo-only: a time-compressed clock shared with the emulated wearables."""
-
-    time_scale: float
-    epoch_ns: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class CollectorConfig:
     path: Path
     study: str
@@ -67,7 +59,6 @@ class CollectorConfig:
     ble: BleConfig
     health_interval_s: float
     sensors: tuple[SensorConfig, ...]
-    sim: SimConfig | None
 
     @property
     def outbox_path(self) -> Path:
@@ -137,14 +128,6 @@ def load(path: Path) -> CollectorConfig:
                 raise ConfigError(f"{path}: [[sensor]] {attr} {value!r} is used twice")
             seen.add(value)
 
-    sim = None
-    if root.has("sim"):
-        sm = root.table("sim")
-        sim = SimConfig(
-            time_scale=sm.float("time_scale", 1.0, lo=0.001, hi=100_000.0),
-            epoch_ns=sm.int("epoch_ns", None, lo=0),
-        )
-        sm.reject_unknown()
     root.reject_unknown()
     return CollectorConfig(
         path=path,
@@ -159,7 +142,6 @@ def load(path: Path) -> CollectorConfig:
         ble=ble,
         health_interval_s=health_interval_s,
         sensors=sensors,
-        sim=sim,
     )
 
 
@@ -168,12 +150,7 @@ def _sensor(s: Section, gateway: str) -> SensorConfig:
     address = s.str("address")
     if address is not None and not _ADDRESS.match(address):
         raise s.error("address", f"{address!r} is not a Bluetooth address like AA:BB:CC:DD:EE:FF")
-    name_pattern = s.str("name_pattern")
-    if name_pattern is not None:
-        try:
-            re.compile(name_pattern)
-        except re.error as exc:
-            raise s.error("name_pattern", f"not a regular expression: {exc}") from None
+    name_pattern = s.str("name_pattern")  # shell-style glob, case-insensitive
     service_uuid = s.str("service_uuid")
     if service_uuid is not None:
         service_uuid = service_uuid.lower()
@@ -181,8 +158,8 @@ def _sensor(s: Section, gateway: str) -> SensorConfig:
             raise s.error(
                 "service_uuid", "expected a 128-bit UUID like 0000180d-0000-1000-8000-00805f9b34fb"
             )
-    if not (address or name_pattern or service_uuid):
-        raise s.error("address", "give address, name_pattern or service_uuid to find the sensor")
+    if sum(x is not None for x in (address, name_pattern, service_uuid)) != 1:
+        raise s.error("address", "give exactly one of address, name_pattern or service_uuid")
     sensor = SensorConfig(
         key=key,
         participant=_id(s, "participant"),

@@ -1,0 +1,40 @@
+"""JSON-lines logging for the services (one object per line, for journald).
+
+Library modules log to their module logger and stay silent by default; only
+a service's entry point calls :func:`configure`. Messages carry pseudonyms
+and ids, never secrets: settings objects hide passwords in their repr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        # Structured fields passed with `extra={...}` travel as top-level keys.
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure(level: str = "info", stream: TextIO = sys.stdout) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
