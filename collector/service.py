@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from collector import ble, wire
 from collector.batcher import Batcher, Route
+from collector.ble_recover import release_stale_connections
 from collector.clock_quality import simulated_clock_quality, system_clock_quality
 from collector.config import CollectorConfig
 from collector.ingest import Ingest
@@ -105,6 +106,7 @@ class CollectorService:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.publisher.start()
+        await release_stale_connections(sensor_specs(self.config))
         self.manager.start()
         next_health = time.monotonic()
         try:
