@@ -1,0 +1,228 @@
+"""HRV: agreement with NeuroKit2 on real RR windows, own formulas, thin/bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.interpolate
+import scipy.signal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processing.features.hrv import HRV_KEYS, hrv_features, hrv_summary, hrv_windows
+from processing.features.io import read_rr
+from processing.features.rr_clean import Quality, clean_rr
+from tests.unit.features_data import require
+
+nk = pytest.importorskip("neurokit2")
+
+RECORDS = [
+    ("nsr2db/nsr001_rr_secs.txt.gz", "s", True),
+    ("chf2db/chf201_rr_secs.txt.gz", "s", True),
+    ("healthy-irurzun/008.txt", "ms", False),  # the file with the stray '@' line
+]
+
+
+def _windows(name: str, unit: str, skip: bool, n_windows: int = 16):
+    rec = read_rr(require("rr") / name, unit=unit, skip_first=skip)
+    rr = rec.rr_ms[: n_windows * 450]
+    t = np.cumsum(rr) / 1000.0
+    win = hrv_windows(t, rr)
+    clean = clean_rr(rr, t)
+    for i in np.flatnonzero(win.flags == 0):
+        sel = (clean.t_s >= win.start_s[i]) & (clean.t_s < win.end_s[i])
+        yield win, i, clean.rr_ms[sel], clean.t_s[sel], clean.successive[sel][1:]
+
+
+def _nk_segments(t: np.ndarray) -> int:
+    n = np.arange(t[0], t[-1] + 0.01, 0.01).size
+    nperseg = min(int((2 / ((2 * 100) / (n / 2))) * 100), int(n / 2))
+    return (n - nperseg) // (nperseg - nperseg // 2) + 1
+
+
+@pytest.fixture(scope="module")
+def real_windows():
+    return [w for rec in RECORDS for w in _windows(*rec)]
+
+
+def test_time_domain_and_poincare_match_neurokit(real_windows) -> None:
+    from neurokit2.hrv.hrv_nonlinear import _hrv_nonlinear_poincare
+    from neurokit2.hrv.hrv_utils import _hrv_format_input
+
+    assert len(real_windows) >= 30
+    for win, i, rr, t, succ in real_windows:
+        d = {"RRI": rr, "RRI_Time": t}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            td = nk.hrv_time(d)
+            rri, rt, miss = _hrv_format_input(d)
+            pc = _hrv_nonlinear_poincare(rri, rri_time=rt, rri_missing=miss, out={})
+        f = {k: win.features[k][i] for k in HRV_KEYS}
+        assert f["mean_nn_ms"] == pytest.approx(td["HRV_MeanNN"][0], rel=1e-6)
+        assert f["sdnn_ms"] == pytest.approx(td["HRV_SDNN"][0], rel=1e-6)
+        assert f["rmssd_ms"] == pytest.approx(td["HRV_RMSSD"][0], rel=1e-6)
+        assert f["sd1_ms"] == pytest.approx(pc["SD1"], rel=1e-6)
+        assert f["sd2_ms"] == pytest.approx(pc["SD2"], rel=1e-6)
+        # deliberate difference: our denominator is the number of differences
+        n_diff = int(succ.sum())
+        assert f["pnn50_pct"] == pytest.approx(td["HRV_pNN50"][0] * (n_diff + 1) / n_diff, rel=1e-6)
+        diffs = np.diff(rr)[succ]
+        assert f["pnn50_pct"] == pytest.approx(100 * np.mean(np.abs(diffs) > 50), rel=1e-12)
+        assert f["mean_hr_bpm"] == pytest.approx(60000 / np.mean(rr), rel=1e-12)
+
+
+def test_dfa_and_sampen_match_neurokit_on_gap_free_windows(real_windows) -> None:
+    checked = 0
+    for win, i, rr, _t, succ in real_windows:
+        if not succ.all():
+            continue
+        alpha, _ = nk.fractal_dfa(rr, scale=np.arange(4, 12))
+        se, _ = nk.entropy_sample(rr, delay=1, dimension=2, tolerance=0.2 * np.std(rr, ddof=1))
+        assert win.features["dfa_alpha1"][i] == pytest.approx(alpha, rel=1e-6)
+        assert win.features["sampen"][i] == pytest.approx(se, rel=1e-6)
+        checked += 1
+    assert checked >= 10
+
+
+def test_lf_hf_within_10pct_of_neurokit(real_windows) -> None:
+    checked = 0
+    for win, i, rr, t, _succ in real_windows:
+        if _nk_segments(t) != 3:  # NeuroKit2 then skips the last quarter of the window
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fd = nk.hrv_frequency({"RRI": rr, "RRI_Time": t}, normalize=False)
+        assert win.features["lf_ms2"][i] == pytest.approx(fd["HRV_LF"][0], rel=0.10)
+        assert win.features["hf_ms2"][i] == pytest.approx(fd["HRV_HF"][0], rel=0.10)
+        assert win.features["lf_hf"][i] == pytest.approx(fd["HRV_LFHF"][0], rel=0.10)
+        checked += 1
+    assert checked >= 10
+
+
+def test_frequency_equals_own_formula_with_scipy(real_windows) -> None:
+    for win, i, rr, t, _succ in real_windows[::4]:
+        m = int(np.floor((t[-1] - t[0]) * 4 + 1e-9)) + 1
+        grid = t[0] + np.arange(m) / 4.0
+        sig = scipy.interpolate.CubicSpline(t, rr, bc_type="natural")(grid)
+        nperseg = 2 * (m // 4)
+        f, p = scipy.signal.welch(
+            sig - sig.mean(),
+            fs=4.0,
+            window="hann",
+            nperseg=nperseg,
+            noverlap=nperseg // 2,
+            nfft=2 * nperseg,
+            detrend=False,
+        )
+        for key, (lo, hi) in (("lf_ms2", (0.04, 0.15)), ("hf_ms2", (0.15, 0.40))):
+            sel = (f >= lo) & (f < hi)
+            assert win.features[key][i] == pytest.approx(np.trapezoid(p[sel], f[sel]), rel=1e-6)
+
+
+def _ref_sampen(rr: np.ndarray, ok_template: np.ndarray, r: float) -> float:
+    """Plain double loop over the allowed templates (start indices)."""
+    idx = np.flatnonzero(ok_template)
+    a = b = 0
+    for p_i, i in enumerate(idx):
+        for j in idx[p_i + 1 :]:
+            if abs(rr[i] - rr[j]) <= r and abs(rr[i + 1] - rr[j + 1]) <= r:
+                b += 1
+                if abs(rr[i + 2] - rr[j + 2]) <= r:
+                    a += 1
+    return -np.log(a / b)
+
+
+def test_gap_rules_against_own_formulas() -> None:
+    rng = np.random.default_rng(3)
+    rr = 800 + np.cumsum(rng.normal(0, 8, 400)) * 0.3 + rng.normal(0, 25, 400)
+    t = np.cumsum(rr) / 1000.0
+    t[200:] += 30.0  # a 30 s signal loss before beat 200
+    res = hrv_summary(rr, t)
+    succ = np.ones(400, dtype=bool)
+    succ[0] = False
+    succ[200] = False
+    d = np.diff(rr)[succ[1:]]
+    assert res.features["rmssd_ms"] == pytest.approx(np.sqrt(np.mean(d**2)), rel=1e-12)
+    assert res.features["pnn50_pct"] == pytest.approx(100 * np.mean(np.abs(d) > 50), rel=1e-12)
+    ok = np.zeros(400, dtype=bool)
+    ok[:398] = succ[1:399] & succ[2:400]
+    r = 0.2 * np.std(rr, ddof=1)
+    assert res.features["sampen"] == pytest.approx(_ref_sampen(rr, ok, r), rel=1e-12)
+    # DFA: same as two halves' segments pooled; check against a direct loop
+    y = np.cumsum(rr - rr.mean())
+    logf = []
+    for n in range(4, 12):
+        var = []
+        for s in range(0, 400 - n, n // 2):
+            if s < 200 < s + n:  # segment contains the gap
+                continue
+            seg = y[s : s + n]
+            coef = np.polyfit(np.arange(n), seg, 1)
+            v = np.var(seg - np.polyval(coef, np.arange(n)))
+            if v > 1e-8:
+                var.append(v)
+        logf.append(0.5 * np.log2(np.mean(var)))
+    alpha = np.polyfit(np.log2(np.arange(4, 12)), logf, 1)[0]
+    assert res.features["dfa_alpha1"] == pytest.approx(alpha, rel=1e-9)
+    assert np.isnan(res.features["lf_ms2"])
+    assert res.flags & Quality.GAP_IN_WINDOW
+
+
+def test_hrv_features_equals_single_window() -> None:
+    rng = np.random.default_rng(1)
+    rr = 900 + rng.normal(0, 30, 330)
+    t = np.cumsum(rr) / 1000.0
+    whole = hrv_features(rr)
+    assert set(whole) == set(HRV_KEYS)
+    win = hrv_windows(t, rr, window_s=float(np.ceil(t[-1])) + 1.0, origin_s=0.0)
+    assert len(win) == 1 and win.flags[0] == 0
+    for key in HRV_KEYS:
+        assert whole[key] == pytest.approx(win.features[key][0], rel=1e-12, nan_ok=True)
+
+
+@pytest.mark.parametrize(
+    "rr",
+    [
+        np.array([]),
+        np.array([800.0]),
+        np.full(50, np.nan),
+        np.full(300, 800.0),
+        np.array([800.0, 810.0, 3_600_000.0, 790.0, 805.0]),
+        np.array([np.inf, -5.0, 0.0, 1e9]),
+    ],
+    ids=["empty", "single", "all_nan", "constant", "huge_gap", "garbage"],
+)
+def test_thin_or_bad_input_gives_nan_and_flag(rr: np.ndarray) -> None:
+    res = hrv_summary(rr)
+    assert set(res.features) == set(HRV_KEYS)
+    assert all(isinstance(v, float) for v in res.features.values())
+    assert np.isnan(res.features["sdnn_ms"])
+    assert res.flags != 0 and res.quality
+
+
+def test_constant_rr_keeps_mean_but_flags() -> None:
+    res = hrv_summary(np.full(300, 750.0))
+    assert res.features["mean_nn_ms"] == 750.0
+    assert res.features["mean_hr_bpm"] == 80.0
+    assert res.flags & Quality.CONSTANT_RR
+
+
+def test_windows_with_no_beats_are_reported() -> None:
+    rr = np.full(400, 800.0) + np.tile([0.0, 20.0, -10.0, 5.0], 100)
+    t = np.cumsum(rr) / 1000.0
+    t[200:] += 3600.0
+    win = hrv_windows(t, rr, window_s=300)
+    assert len(win) > 12
+    empty = win.n_beats == 0
+    assert empty.sum() >= 10
+    assert np.all(win.flags[empty] & Quality.NO_BEATS)
+    assert np.all(np.isnan(win.features["sdnn_ms"][empty]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), max_size=400))
+def test_never_raises(values: list[float]) -> None:
+    out = hrv_features(np.array(values, dtype=float))
+    assert set(out) == set(HRV_KEYS)
