@@ -1,0 +1,352 @@
+"""`wellsense demo`: one simulated day of three participants, end to end.
+
+Starts (or reuses) the local Mosquitto and InfluxDB, the emulated BlueZ with
+three simulated chest straps, the processing service and the gateway
+collector (bleak's real BlueZ backend), runs a time-compressed day, then
+prints what InfluxDB holds per participant and how to look further. The
+services keep running afterwards so the data can be explored; stop them with
+``make services-down``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from wellsense_cli import localservices as ls
+
+SERVICES_DIR = Path(".services")
+
+
+@dataclass
+class Run:
+    directory: Path
+    study: str
+    participants: int
+    time_scale: float
+    day_start: dt.datetime
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _services() -> tuple[dict[str, str], bool]:
+    """Settings of running local services, starting them if needed; True if started now."""
+    directory = SERVICES_DIR.resolve()
+    state = ls.load_state(directory)
+    if state and all(ls.running(state).values()):
+        return state["env"], False
+    services = ls.start_services(directory)
+    ls.save_state(directory, services)
+    return services.env(), True
+
+
+def _spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _write_configs(run: Run, env: dict[str, str]) -> tuple[Path, Path]:
+    d = run.directory
+    sensors = "".join(
+        f'\n[[sensor]]\nkey = "chest-{i}"\nparticipant = "p-{i:04d}"\n'
+        f'device = "strap-{i:04d}"\naddress = "C0:FF:EE:00:00:{i:02X}"\n'
+        for i in range(1, run.participants + 1)
+    )
+    collector = d / "collector.toml"
+    collector.write_text(
+        "# Written by `wellsense demo`; see deploy/gateway/collector.sample.toml\n"
+        f'[gateway]\nstudy = "{run.study}"\nid = "gw-demo"\ndata_dir = "{d / "gateway"}"\n'
+        f'[mqtt]\nurl = "{env["WELLSENSE_MQTT_URL"]}"\n'
+        f'username = "{env["WELLSENSE_MQTT_USERNAME"]}"\nca_file = "{env["WELLSENSE_MQTT_CA"]}"\n'
+        "[batch]\nmax_interval_s = 2\nmax_samples = 200\n"
+        "[ble]\nreconnect_min_s = 0.2\nreconnect_max_s = 5\nbattery_interval_s = 5\n"
+        f"[health]\ninterval_s = 10\n{sensors}"
+    )
+    processing = d / "processing.toml"
+    processing.write_text(
+        "# Written by `wellsense demo`; see deploy/server/processing.sample.toml\n"
+        f'[service]\nstudy = "{run.study}"\nworker = "demo"\nstats_interval_s = 10\n'
+        "[features]\nsettle_s = 60\nidle_s = 5\n"
+    )
+    return collector, processing
+
+
+def _flux_count(
+    env: dict[str, str], run: Run, measurement: str, field: str, start: str, stop: str
+) -> dict[str, int]:
+    from influxdb_client import InfluxDBClient
+
+    query = (
+        f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}") |> range(start: {start}, stop: {stop})'
+        f' |> filter(fn: (r) => r._measurement == "{measurement}" and r.study == "{run.study}"'
+        f' and r._field == "{field}") |> group(columns: ["participant"]) |> count()'
+    )
+    with InfluxDBClient(
+        url=env["WELLSENSE_INFLUX_URL"],
+        token=env["WELLSENSE_INFLUX_TOKEN"],
+        org=env["WELLSENSE_INFLUX_ORG"],
+        timeout=30_000,
+    ) as client:
+        tables = client.query_api().query(query)
+    return {str(r.values.get("participant")): int(r.get_value()) for t in tables for r in t.records}
+
+
+def _flux_mean(
+    env: dict[str, str],
+    run: Run,
+    measurement: str,
+    field: str,
+    start: str,
+    stop: str,
+    fn: str = "mean",
+) -> dict[str, float]:
+    from influxdb_client import InfluxDBClient
+
+    query = (
+        f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}") |> range(start: {start}, stop: {stop})'
+        f' |> filter(fn: (r) => r._measurement == "{measurement}" and r.study == "{run.study}"'
+        f' and r._field == "{field}") |> group(columns: ["participant"]) |> {fn}()'
+    )
+    with InfluxDBClient(
+        url=env["WELLSENSE_INFLUX_URL"],
+        token=env["WELLSENSE_INFLUX_TOKEN"],
+        org=env["WELLSENSE_INFLUX_ORG"],
+        timeout=30_000,
+    ) as client:
+        tables = client.query_api().query(query)
+    return {
+        str(r.values.get("participant")): float(r.get_value()) for t in tables for r in t.records
+    }
+
+
+@contextlib.contextmanager
+def _processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        yield procs
+    finally:
+        for proc in reversed(procs):
+            _stop(proc, 30)
+
+
+def _progress(
+    run: Run, env: dict[str, str], started: float, real_s: float, window: tuple[str, str]
+) -> None:
+    elapsed = time.monotonic() - started
+    sim = run.day_start + dt.timedelta(seconds=elapsed * run.time_scale)
+    try:
+        stored = sum(_flux_count(env, run, "hr", "hr_bpm", *window).values())
+    except Exception:  # progress is best effort; the summary reports errors
+        stored = -1
+    bar = "#" * int(20 * min(1.0, elapsed / real_s))
+    _say(
+        f"  [{bar:<20}] simulated {sim:%H:%M} UTC, {elapsed:5.0f}/{real_s:.0f} s, "
+        f"{stored if stored >= 0 else '?'} HR samples stored"
+    )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    repo = Path(__file__).resolve().parents[1]
+    now = dt.datetime.now(dt.UTC)
+    day_start = (now - dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    run = Run(
+        directory=Path(args.dir).resolve(),
+        study=f"demo-{now:%Y%m%d%H%M%S}",
+        participants=args.participants,
+        time_scale=86400.0 / args.seconds,
+        day_start=day_start,
+    )
+    shutil.rmtree(run.directory, ignore_errors=True)
+    run.directory.mkdir(parents=True)
+    window = (
+        f"{day_start:%Y-%m-%dT%H:%M:%SZ}",
+        f"{day_start + dt.timedelta(days=1, hours=1):%Y-%m-%dT%H:%M:%SZ}",
+    )
+
+    _say(
+        f"WellSense demo: {run.participants} participants, one simulated day "
+        f"({day_start:%Y-%m-%d}) in about {args.seconds:.0f} s (x{run.time_scale:.0f}); "
+        f"study id {run.study}"
+    )
+    _say("[1/5] local Mosquitto (TLS, password, ACL) and InfluxDB 2.x ...")
+    try:
+        env, started_now = _services()
+    except ls.ServiceError as exc:
+        print(f"wellsense demo: {exc}", file=sys.stderr)
+        return 1
+    _say(
+        f"      {'started' if started_now else 'already running'}: broker "
+        f"{env['WELLSENSE_MQTT_URL']}, database {env['WELLSENSE_INFLUX_URL']}"
+    )
+    child_env = {**os.environ, **env, "PYTHONPATH": str(repo)}
+    py = sys.executable
+    with _processes() as procs:
+        _say(
+            f"[2/5] emulated BlueZ on a private D-Bus with {run.participants} simulated chest "
+            "straps (HR, RR, activity, battery) ..."
+        )
+        sim_env_file = run.directory / "sim.env"
+        epoch_ns = int(day_start.timestamp()) * 10**9
+        procs.append(
+            _spawn(
+                [
+                    py,
+                    "-m",
+                    "wellsense_sim",
+                    "run",
+                    "--participants",
+                    str(run.participants),
+                    "--time-scale",
+                    str(run.time_scale),
+                    "--epoch",
+                    str(epoch_ns),
+                    "--env-file",
+                    str(sim_env_file),
+                ],
+                run.directory / "emulator.log",
+                child_env,
+            )
+        )
+        deadline = time.monotonic() + 30
+        while not sim_env_file.exists():
+            if time.monotonic() > deadline or procs[-1].poll() is not None:
+                print(
+                    "wellsense demo: the emulator did not start; see "
+                    f"{run.directory / 'emulator.log'}",
+                    file=sys.stderr,
+                )
+                return 1
+            time.sleep(0.1)
+        sim_env = dict(
+            line.split("=", 1) for line in sim_env_file.read_text().splitlines() if "=" in line
+        )
+        collector_conf, processing_conf = _write_configs(run, env)
+        _say("[3/5] processing service (validate, de-duplicate, write, compute features) ...")
+        procs.append(
+            _spawn(
+                [py, "-m", "wellsense_cli.main", "process", "--config", str(processing_conf)],
+                run.directory / "processing.log",
+                child_env,
+            )
+        )
+        _say("[4/5] gateway collector (bleak -> outbox -> MQTT) ...")
+        collector = _spawn(
+            [py, "-m", "wellsense_cli.main", "collect", "--config", str(collector_conf)],
+            run.directory / "collector.log",
+            {**child_env, **sim_env},
+        )
+        procs.append(collector)
+        started = time.monotonic()
+        while time.monotonic() - started < args.seconds:
+            time.sleep(min(10.0, args.seconds - (time.monotonic() - started)))
+            for proc, name in ((procs[1], "processing"), (collector, "collector")):
+                if proc.poll() is not None:
+                    print(
+                        f"wellsense demo: {name} stopped (exit {proc.returncode}); see "
+                        f"{run.directory / (name + '.log')}",
+                        file=sys.stderr,
+                    )
+                    return 1
+            _progress(run, env, started, args.seconds, window)
+        _say("      day over: stopping the collector (it flushes its outbox first) ...")
+        _stop(collector)
+        _say("      letting processing finish the last windows and daily features ...")
+        _wait_for_features(env, run, window)
+    return _summary(env, run, window)
+
+
+def _wait_for_features(env: dict[str, str], run: Run, window: tuple[str, str]) -> None:
+    last: tuple[int, int] | None = None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        time.sleep(5)
+        counts = (
+            sum(_flux_count(env, run, "hr", "hr_bpm", *window).values()),
+            sum(_flux_count(env, run, "hrv_window", "n_rr", *window).values()),
+        )
+        if counts == last:
+            return
+        last = counts
+
+
+def _summary(env: dict[str, str], run: Run, window: tuple[str, str]) -> int:
+    hr = _flux_count(env, run, "hr", "hr_bpm", *window)
+    rr = _flux_count(env, run, "rr", "rr_ms", *window)
+    act = _flux_count(env, run, "activity", "cadence_spm", *window)
+    status = _flux_count(env, run, "device_status", "seq", *window)
+    hrv = _flux_count(env, run, "hrv_window", "n_rr", *window)
+    rmssd = _flux_mean(env, run, "hrv_window", "rmssd_ms", *window, fn="median")
+    daily = _flux_count(env, run, "daily", "hr_samples", *window)
+    hr_mean = _flux_mean(env, run, "daily", "hr_mean", *window)
+    _say("[5/5] what InfluxDB now holds for the simulated day:\n")
+    header = (
+        f"  {'participant':<12}{'HR samples':>11}{'RR beats':>10}{'activity':>10}"
+        f"{'status':>8}{'HRV 5-min':>10}{'RMSSD med':>10}{'days':>6}{'HR mean':>9}"
+    )
+    _say(header)
+    _say("  " + "-" * (len(header) - 2))
+    for i in range(1, run.participants + 1):
+        p = f"p-{i:04d}"
+        _say(
+            f"  {p:<12}{hr.get(p, 0):>11,}{rr.get(p, 0):>10,}{act.get(p, 0):>10,}"
+            f"{status.get(p, 0):>8,}{hrv.get(p, 0):>10,}"
+            f"{rmssd.get(p, float('nan')):>10.1f}{daily.get(p, 0):>6}"
+            f"{hr_mean.get(p, float('nan')):>9.1f}"
+        )
+    ok = all(
+        hr.get(f"p-{i:04d}", 0) > 0 and hrv.get(f"p-{i:04d}", 0) > 0
+        for i in range(1, run.participants + 1)
+    )
+    _say(f"""
+Every participant {"has" if ok else "does NOT have"} raw samples and HRV features.
+Logs and configs: {run.directory}/ (collector.log, processing.log, emulator.log)
+
+Look further (the services are still running):
+  eval "$(make -s services-env)"          # the eight WELLSENSE_* settings
+  .venv/bin/python -c 'import os; from influxdb_client import InfluxDBClient as C; \\
+    c = C(url=os.environ["WELLSENSE_INFLUX_URL"], token=os.environ["WELLSENSE_INFLUX_TOKEN"], \\
+    org=os.environ["WELLSENSE_INFLUX_ORG"]); print(c.query_api().query_data_frame( \\
+    "from(bucket: \\"wellsense\\") |> range(start: {window[0]}, stop: {window[1]}) \\
+    |> filter(fn: (r) => r._measurement == \\"hrv_window\\" and r.study == \\"{run.study}\\") \\
+    |> pivot(rowKey: [\\"_time\\"], columnKey: [\\"_field\\"], valueColumn: \\"_value\\")"))'
+  make services-down                      # stop Mosquitto and InfluxDB when done
+""")
+    return 0 if ok else 1
+
+
+def main(argv: list[str], prog: str = "wellsense demo") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", type=int, default=3, help="simulated participants (3)")
+    parser.add_argument(
+        "--seconds", type=float, default=120.0, help="real seconds for the simulated day (120)"
+    )
+    parser.add_argument("--dir", default=".demo", help="logs and configs (.demo)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.participants <= 50:
+        parser.error("--participants must be 1..50")
+    if args.seconds < 20:
+        parser.error("--seconds must be at least 20")
+    return run_demo(args)
