@@ -1,0 +1,575 @@
+"""The fake BlueZ: an adapter ``hci0`` and simulated wearables on a D-Bus.
+
+Behaviour copied from BlueZ where bleak depends on it:
+
+- ``GetManagedObjects`` on ``/`` (dbus-fast answers it from the exports);
+- discovery sessions are per D-Bus client: a second ``StartDiscovery`` from
+  the same client fails with ``org.bluez.Error.InProgress``, and sessions of
+  clients that leave the bus are dropped (as are their notify sessions);
+- while discovering, devices in range "advertise": their ``RSSI`` changes,
+  which is what makes bleak's scanner report them;
+- ``Connect`` exports the GATT objects and only then sets
+  ``ServicesResolved``; a disconnect clears ``ServicesResolved``, removes
+  the GATT objects and finally sets ``Connected`` to false;
+- notifications are ``PropertiesChanged`` of a characteristic's ``Value``,
+  sent only while some client has called ``StartNotify``;
+- a device out of range disappears from the bus (like BlueZ expiring a
+  temporary device), so scans miss it and ``Connect`` fails.
+
+Everything runs on one asyncio loop. Time comes from a :class:`SimClock`;
+with ``time_scale > 1`` each notification covers more simulated time
+(carrying every RR interval of that span) so that the D-Bus rate stays at
+``max_notify_hz`` per device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dbus_fast import BusType, Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+from dbus_fast.constants import NameFlag, RequestNameReply
+
+from wellsense_sim import bluez
+from wellsense_sim.clock import SimClock, SimClockParams
+from wellsense_sim.wearable import Wearable, WearableConfig
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_PATH = "/org/bluez/hci0"
+CONTROL_NAME = "org.wellsense.Sim"
+DEFAULT_MAX_NOTIFY_HZ = 20.0
+#: Simulated seconds per notification at normal speed (straps notify ~1 Hz).
+BASE_SPAN_S = 1.0
+
+# (service uuid16, handle, [(char uuid16, handle, flags)])
+_GATT_LAYOUT: tuple[tuple[str, int, tuple[tuple[str, int, tuple[str, ...]], ...]], ...] = (
+    ("180d", 0x000A, (("2a37", 0x000B, ("notify",)), ("2a38", 0x000E, ("read",)))),
+    ("180f", 0x0010, (("2a19", 0x0011, ("read", "notify")),)),
+    ("180a", 0x0014, (("2a29", 0x0015, ("read",)), ("2a24", 0x0017, ("read",)),
+                      ("2a25", 0x0019, ("read",)), ("2a26", 0x001B, ("read",)))),
+    ("1814", 0x0020, (("2a53", 0x0021, ("notify",)), ("2a54", 0x0024, ("read",)))),
+)
+
+
+@dataclass(slots=True)
+class DeviceStats:
+    """Counters of one simulated device (also served as JSON over D-Bus)."""
+
+    address: str
+    name: str
+    connected: bool = False
+    in_range: bool = True
+    connects: int = 0
+    disconnects: int = 0
+    connect_failures: int = 0
+    hr_notifications: int = 0
+    rr_values: int = 0
+    rsc_notifications: int = 0
+    last_disconnect_reason: str = ""
+
+
+class CharacteristicState:
+    """One characteristic: value, flags and notify sessions per D-Bus client."""
+
+    def __init__(self, device: DeviceState, uuid16: str, path: str, service_path: str,
+                 flags: tuple[str, ...], reader: Callable[[], bytes] | None) -> None:
+        self.device = device
+        self.uuid = bluez.uuid128(uuid16)
+        self.path = path
+        self.service_path = service_path
+        self.flags = flags
+        self.value = b""
+        self._reader = reader
+        self._sessions: set[str] = set()
+        self.iface = bluez.GattCharacteristic1(self)
+
+    @property
+    def notifying(self) -> bool:
+        """Whether any client has notifications on."""
+        return bool(self._sessions)
+
+    def read(self, offset: int) -> bytes:
+        """Answer ``ReadValue``."""
+        if "read" not in self.flags:
+            raise bluez.bluez_error("NotPermitted", "Read not permitted")
+        if not self.device.connected:
+            raise bluez.bluez_error("NotConnected", "Not Connected")
+        if self._reader is not None:
+            self.value = self._reader()
+        if offset > len(self.value):
+            raise bluez.bluez_error("InvalidArguments", "Invalid offset")
+        return self.value[offset:]
+
+    def start_notify(self) -> None:
+        """Answer ``StartNotify`` for the calling client."""
+        if "notify" not in self.flags and "indicate" not in self.flags:
+            raise bluez.bluez_error("NotSupported", "Operation is not supported")
+        sender = self.device.emulator.current_sender
+        if sender in self._sessions:
+            raise bluez.bluez_error("InProgress", "Operation already in progress")
+        was = self.notifying
+        self._sessions.add(sender)
+        if not was:
+            self.iface.emit_properties_changed({"Notifying": True})
+
+    def stop_notify(self) -> None:
+        """Answer ``StopNotify`` for the calling client."""
+        sender = self.device.emulator.current_sender
+        if sender not in self._sessions:
+            raise bluez.bluez_error("Failed", "No notify session started")
+        self.drop_session(sender)
+
+    def drop_session(self, sender: str | None = None) -> None:
+        """End one client's notify session, or all of them."""
+        was = self.notifying
+        if sender is None:
+            self._sessions.clear()
+        else:
+            self._sessions.discard(sender)
+        if was and not self.notifying:
+            self.iface.emit_properties_changed({"Notifying": False})
+
+    def notify(self, value: bytes) -> None:
+        """Send a notification (a ``Value`` change) if anyone listens."""
+        self.value = value
+        if self._sessions:
+            self.iface.emit_properties_changed({"Value": value})
+
+
+class DeviceState:
+    """One simulated wearable as BlueZ shows it."""
+
+    def __init__(self, emulator: Emulator, config: WearableConfig) -> None:
+        self.emulator = emulator
+        self.config = config
+        self.adapter_path = ADAPTER_PATH
+        self.path = f"{ADAPTER_PATH}/dev_{config.address.replace(':', '_')}"
+        self.wearable = Wearable(config, emulator.clock.now_ns())
+        self.stats = DeviceStats(config.address, config.name)
+        self.rssi_dbm = config.rssi_dbm
+        self.connected = False
+        self.services_resolved = False
+        self.iface = bluez.Device1(self)
+        self._rng = random.Random(f"{config.seed}:radio")
+        self._exported = False
+        self._connecting = False
+        self._fail_next = 0
+        self._back_handle: asyncio.TimerHandle | None = None
+        self._last_battery = -1
+        self._services: list[tuple[str, bluez.GattService1]] = []
+        self.chars: dict[str, CharacteristicState] = {}
+        self._build_gatt()
+
+    def _build_gatt(self) -> None:
+        static = self.wearable.static_values()
+        readers: dict[str, Callable[[], bytes]] = {
+            uuid: functools.partial(bytes, value) for uuid, value in static.items()}
+        readers["2a19"] = lambda: bytes(
+            [self.wearable.battery_pct(self.emulator.clock.now_ns())])
+        for svc_uuid, handle, chars in _GATT_LAYOUT:
+            if svc_uuid == "1814" and not self.config.rsc:
+                continue
+            svc_path = f"{self.path}/service{handle:04x}"
+            self._services.append((svc_path, bluez.GattService1(bluez.uuid128(svc_uuid),
+                                                                 self.path)))
+            for uuid, char_handle, flags in chars:
+                path = f"{svc_path}/char{char_handle:04x}"
+                self.chars[uuid] = CharacteristicState(self, uuid, path, svc_path, flags,
+                                                       readers.get(uuid))
+
+    def advertised_uuids(self) -> list[str]:
+        """Service UUIDs in the advertisement (128-bit, lowercase)."""
+        return [bluez.uuid128(u) for u, _, _ in _GATT_LAYOUT
+                if u != "1814" or self.config.rsc]
+
+    # --- presence ----------------------------------------------------------
+    def export(self) -> None:
+        """Make the device visible (InterfacesAdded)."""
+        if not self._exported and self.emulator.bus is not None:
+            self.emulator.bus.export(self.path, self.iface)
+            self._exported = True
+
+    def unexport(self) -> None:
+        """Remove the device from the bus (InterfacesRemoved)."""
+        if self._exported and self.emulator.bus is not None:
+            self.emulator.bus.unexport(self.path, self.iface)
+        self._exported = False
+
+    def out_of_range(self, seconds: float) -> None:
+        """Drop any connection, vanish for ``seconds`` of real time, then return."""
+        self.disconnect("connection timeout (out of range)")
+        self.stats.in_range = False
+        self.unexport()
+        if self._back_handle is not None:
+            self._back_handle.cancel()
+        self._back_handle = asyncio.get_running_loop().call_later(seconds, self.back_in_range)
+        logger.info("out of range", extra={"address": self.config.address, "seconds": seconds})
+
+    def back_in_range(self) -> None:
+        """Reappear on the bus."""
+        self._back_handle = None
+        self.stats.in_range = True
+        self.export()
+        logger.info("back in range", extra={"address": self.config.address})
+
+    def fail_connects(self, count: int) -> None:
+        """Make the next ``count`` connection attempts fail."""
+        self._fail_next = count
+
+    # --- connection ----------------------------------------------------------
+    async def connect(self) -> None:
+        """Answer ``Connect``: wait, connect, resolve services."""
+        if self.connected:
+            return
+        if self._connecting:
+            raise bluez.bluez_error("InProgress", "In Progress")
+        self._connecting = True
+        try:
+            await asyncio.sleep(self.emulator.connect_delay_s)
+        finally:
+            self._connecting = False
+        if not self.stats.in_range or self._fail_next > 0:
+            self._fail_next = max(0, self._fail_next - 1)
+            self.stats.connect_failures += 1
+            raise bluez.bluez_error("Failed", "Software caused connection abort")
+        bus = self.emulator.bus
+        assert bus is not None
+        self.connected = True
+        self.stats.connected = True
+        self.stats.connects += 1
+        self.iface.emit_properties_changed({"Connected": True})
+        for path, svc in self._services:
+            bus.export(path, svc)
+        for char in self.chars.values():
+            bus.export(char.path, char.iface)
+        # only now: bleak reads the GATT tree when this turns true
+        self.services_resolved = True
+        self.iface.emit_properties_changed({"ServicesResolved": True})
+        logger.info("connected", extra={"address": self.config.address})
+
+    def disconnect(self, reason: str) -> None:
+        """Drop the connection (either side), the GATT objects and notify sessions."""
+        if not self.connected:
+            return
+        bus = self.emulator.bus
+        self.services_resolved = False
+        self.iface.emit_properties_changed({"ServicesResolved": False})
+        for char in self.chars.values():
+            char.drop_session()
+            if bus is not None:
+                bus.unexport(char.path, char.iface)
+        if bus is not None:
+            for path, svc in self._services:
+                bus.unexport(path, svc)
+        self.connected = False
+        self.stats.connected = False
+        self.stats.disconnects += 1
+        self.stats.last_disconnect_reason = reason
+        self.iface.emit_properties_changed({"Connected": False})
+        logger.info("disconnected", extra={"address": self.config.address, "reason": reason})
+
+    def drop_client(self, sender: str) -> None:
+        """A D-Bus client left: end its notify sessions."""
+        for char in self.chars.values():
+            char.drop_session(sender)
+
+    # --- periodic work -------------------------------------------------------
+    def tick(self) -> None:
+        """Advance the wearable to now and send what it produced."""
+        now = self.emulator.clock.now_ns()
+        tick = self.wearable.advance(now)
+        if not self.connected:
+            return
+        hr = self.chars["2a37"]
+        if hr.notifying:
+            for payload in tick.hr:
+                hr.notify(payload)
+            self.stats.hr_notifications += len(tick.hr)
+            self.stats.rr_values += tick.beats
+        rsc = self.chars.get("2a53")
+        if rsc is not None and tick.rsc is not None and rsc.notifying:
+            rsc.notify(tick.rsc)
+            self.stats.rsc_notifications += 1
+        level = self.wearable.battery_pct(now)
+        if level != self._last_battery:
+            self._last_battery = level
+            self.chars["2a19"].notify(bytes([level]))
+
+    def advertise(self) -> None:
+        """One advertisement while the adapter scans: a fresh RSSI."""
+        if not self._exported or (self.connected and not self.config.advertise_while_connected):
+            return
+        step = self._rng.choice((-2, -1, 1, 2))
+        # a mean-reverting walk around the configured RSSI; it must change to be reported
+        new = round(0.8 * (self.rssi_dbm + step) + 0.2 * self.config.rssi_dbm)
+        if new == self.rssi_dbm:
+            new += 1 if step > 0 else -1
+        self.rssi_dbm = max(-100, min(-20, new))
+        self.iface.emit_properties_changed({"RSSI": self.rssi_dbm})
+
+
+class AdapterState:
+    """``hci0``: discovery sessions, keyed by D-Bus client."""
+
+    def __init__(self, emulator: Emulator, address: str) -> None:
+        self.emulator = emulator
+        self.address = address
+        self._sessions: dict[str, dict[str, Any]] = {}
+        self._filters: dict[str, dict[str, Any]] = {}
+        self.iface = bluez.Adapter1(self)
+
+    @property
+    def discovering(self) -> bool:
+        """Whether any client is discovering."""
+        return bool(self._sessions)
+
+    def set_discovery_filter(self, properties: dict[str, Variant]) -> None:
+        """Remember the caller's filter (the emulator does not apply it)."""
+        self._filters[self.emulator.current_sender] = {k: v.value for k, v in properties.items()}
+
+    def start_discovery(self) -> None:
+        """Start a discovery session for the caller."""
+        sender = self.emulator.current_sender
+        if sender in self._sessions:
+            raise bluez.bluez_error("InProgress", "Operation already in progress")
+        was = self.discovering
+        self._sessions[sender] = self._filters.get(sender, {})
+        if not was:
+            self.iface.emit_properties_changed({"Discovering": True})
+
+    def stop_discovery(self) -> None:
+        """Stop the caller's discovery session."""
+        sender = self.emulator.current_sender
+        if sender not in self._sessions:
+            raise bluez.bluez_error("Failed", "No discovery started")
+        self.drop_client(sender)
+
+    def drop_client(self, sender: str) -> None:
+        """End a client's discovery session (it stopped or left the bus)."""
+        self._filters.pop(sender, None)
+        if self._sessions.pop(sender, None) is not None and not self._sessions:
+            self.iface.emit_properties_changed({"Discovering": False})
+
+    def remove_device(self, path: str) -> None:
+        """``RemoveDevice``: forget a device until it advertises again."""
+        device = self.emulator.device_by_path(path)
+        if device is None:
+            raise bluez.bluez_error("DoesNotExist", "Does Not Exist")
+        device.disconnect("removed")
+        device.unexport()
+        asyncio.get_running_loop().call_later(self.emulator.advert_interval_s, device.export)
+
+
+class Emulator:
+    """A fake ``org.bluez`` on a (private) bus, with simulated wearables.
+
+    Use as ``async with Emulator(address) as emu: emu.add_wearable(...)``.
+    The control methods (:meth:`disconnect`, :meth:`out_of_range`, ...) take a
+    device address; :mod:`wellsense_sim.control` exposes the same methods on
+    D-Bus for other processes.
+
+    Args:
+        bus_address: D-Bus address to serve on (``None``: the system bus).
+        clock: simulated time; real time when ``None``.
+        max_notify_hz: cap on notifications per second per device and
+            characteristic; compressed time puts more RR into each.
+        advert_interval_s: mean real time between advertisements while scanning.
+        connect_delay_s: real time a ``Connect`` takes.
+        adapter_address: address of ``hci0``.
+    """
+
+    def __init__(
+        self,
+        bus_address: str | None,
+        *,
+        clock: SimClock | None = None,
+        max_notify_hz: float = DEFAULT_MAX_NOTIFY_HZ,
+        advert_interval_s: float = 0.5,
+        connect_delay_s: float = 0.05,
+        adapter_address: str = "00:1A:7D:DA:71:13",
+    ) -> None:
+        if max_notify_hz <= 0:
+            raise ValueError("max_notify_hz must be > 0")
+        self.bus_address = bus_address
+        self.clock = clock or SimClock(SimClockParams.starting_now())
+        self.max_notify_hz = max_notify_hz
+        self.advert_interval_s = advert_interval_s
+        self.connect_delay_s = connect_delay_s
+        self.bus: MessageBus | None = None
+        #: unique name of the client whose method call is being handled
+        self.current_sender = ""
+        self.adapter = AdapterState(self, adapter_address)
+        self.devices: dict[str, DeviceState] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def span_s(self) -> float:
+        """Simulated seconds covered by one notification."""
+        return max(BASE_SPAN_S, self.clock.time_scale / self.max_notify_hz)
+
+    @property
+    def notify_period_s(self) -> float:
+        """Real seconds between two notifications of one device."""
+        return self.span_s / self.clock.time_scale
+
+    # --- lifecycle ---------------------------------------------------------
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect, export hci0, own ``org.bluez`` and start ticking."""
+        from wellsense_sim.control import SimControlInterface
+
+        if self.bus_address is None:
+            bus = MessageBus(bus_type=BusType.SYSTEM)
+        else:
+            bus = MessageBus(bus_address=self.bus_address)
+        await bus.connect()
+        self.bus = bus
+        bus.add_message_handler(self._on_message)
+        await self._add_match(
+            "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+            "member='NameOwnerChanged'")
+        bus.export(ADAPTER_PATH, self.adapter.iface)
+        bus.export("/org/wellsense/sim", SimControlInterface(self))
+        for device in self.devices.values():
+            device.export()
+        for name in (bluez.BLUEZ, CONTROL_NAME):
+            reply = await bus.request_name(name, NameFlag.DO_NOT_QUEUE)
+            if reply is not RequestNameReply.PRIMARY_OWNER:
+                raise RuntimeError(f"could not own {name} on the bus: {reply.name}")
+        self._tasks = [asyncio.create_task(self._ticker(), name="sim-ticker"),
+                       asyncio.create_task(self._advertiser(), name="sim-advertiser")]
+        logger.info("emulator started", extra={"bus": self.bus_address,
+                                              "time_scale": self.clock.time_scale})
+
+    async def stop(self) -> None:
+        """Stop ticking and leave the bus."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.bus is not None:
+            self.bus.disconnect()
+            with contextlib.suppress(Exception):
+                await self.bus.wait_for_disconnect()
+            self.bus = None
+
+    async def _add_match(self, rule: str) -> None:
+        assert self.bus is not None
+        reply = await self.bus.call(Message(
+            destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus", member="AddMatch", signature="s", body=[rule]))
+        if reply is None or reply.message_type is MessageType.ERROR:
+            raise RuntimeError(f"AddMatch failed: {reply and reply.body}")
+
+    def _on_message(self, msg: Message) -> bool:
+        # dbus-fast does not pass the caller to ServiceInterface methods; this
+        # handler runs first, synchronously, for every message, so it records
+        # the caller for the (synchronous) method handler that runs next.
+        if msg.message_type is MessageType.METHOD_CALL:
+            self.current_sender = msg.sender or ""
+        elif (msg.message_type is MessageType.SIGNAL and msg.member == "NameOwnerChanged"
+              and msg.sender == "org.freedesktop.DBus"):
+            name, _old, new = msg.body
+            if name.startswith(":") and not new:
+                self._drop_client(name)
+        return False  # never consume: let dbus-fast dispatch it
+
+    def _drop_client(self, sender: str) -> None:
+        self.adapter.drop_client(sender)
+        for device in self.devices.values():
+            device.drop_client(sender)
+
+    async def _ticker(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            due += self.notify_period_s
+            delay = due - loop.time()
+            if delay < -5 * self.notify_period_s:
+                due = loop.time()  # fell far behind (suspended): do not burst
+            await asyncio.sleep(max(0.0, delay))
+            for device in list(self.devices.values()):
+                try:
+                    device.tick()
+                except Exception:
+                    logger.exception("tick failed", extra={"address": device.config.address})
+
+    async def _advertiser(self) -> None:
+        rng = random.Random("advertiser")
+        while True:
+            await asyncio.sleep(self.advert_interval_s * rng.uniform(0.5, 1.5))
+            if self.adapter.discovering:
+                for device in list(self.devices.values()):
+                    device.advertise()
+
+    # --- control API ---------------------------------------------------------
+    def add_wearable(self, config: WearableConfig) -> DeviceState:
+        """Add a simulated wearable; it is in range and not connected."""
+        if config.address in self.devices:
+            raise ValueError(f"a wearable with address {config.address} exists")
+        device = DeviceState(self, config)
+        self.devices[config.address] = device
+        device.export()
+        return device
+
+    def remove_wearable(self, address: str) -> None:
+        """Remove a wearable for good."""
+        device = self.device(address)
+        device.disconnect("removed")
+        device.unexport()
+        del self.devices[address.upper()]
+
+    def device(self, address: str) -> DeviceState:
+        """The wearable with this address (KeyError if unknown)."""
+        try:
+            return self.devices[address.upper()]
+        except KeyError:
+            raise KeyError(f"no simulated wearable {address}") from None
+
+    def device_by_path(self, path: str) -> DeviceState | None:
+        """The wearable behind a D-Bus object path, if any."""
+        return next((d for d in self.devices.values() if d.path == path), None)
+
+    def disconnect(self, address: str, reason: str = "remote user terminated connection") -> None:
+        """Drop the connection now, as if the wearable did."""
+        self.device(address).disconnect(reason)
+
+    def out_of_range(self, address: str, seconds: float) -> None:
+        """Disconnect, vanish from scans and refuse connections for ``seconds`` (real)."""
+        self.device(address).out_of_range(seconds)
+
+    def set_contact(self, address: str, on: bool | None) -> None:
+        """Force skin contact on/off; ``None`` gives control back to the model."""
+        self.device(address).wearable.contact_override = on
+
+    def set_worn(self, address: str, worn: bool | None) -> None:
+        """Put the strap on (True) or take it off (False); ``None``: the model decides."""
+        self.device(address).wearable.worn_override = worn
+
+    def set_battery(self, address: str, pct: float) -> None:
+        """Set the battery level now; it keeps draining from there."""
+        self.device(address).wearable.set_battery(pct, self.clock.now_ns())
+
+    def fail_connects(self, address: str, count: int) -> None:
+        """Make the next ``count`` ``Connect`` calls fail."""
+        self.device(address).fail_connects(count)
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Counters of every device."""
+        return [asdict(d.stats) for d in self.devices.values()]
