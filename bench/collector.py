@@ -56,15 +56,21 @@ def _proc_stats(pid: int) -> tuple[float, int]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
-    hwm = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmHWM:"))
+    hwm = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmHWM:")
+    )
     return cpu, hwm
 
 
-def _run(argv: list[str], env: dict[str, str], seconds: float, log: Path) -> tuple[float, int, float]:
+def _run(
+    argv: list[str], env: dict[str, str], seconds: float, log: Path
+) -> tuple[float, int, float]:
     """Run a process for ``seconds`` (after a warm-up) and return CPU, peak RSS, CPU at warm-up."""
-    proc = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            cwd=REPO)
+    proc = subprocess.Popen(
+        argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO
+    )
     time.sleep(8)  # connect and settle before measuring
     cpu0, _ = _proc_stats(proc.pid)
     time.sleep(seconds)
@@ -78,22 +84,42 @@ def _hr_notifications(emulator: Emulator) -> int:
     return sum(int(s["hr_notifications"]) for s in emulator.stats())  # type: ignore[call-overload]
 
 
-def _scenario(name: str, time_scale: float, max_hz: float, seconds: float, broker: ls.Mosquitto,
-              work: Path) -> dict[str, object]:
+def _scenario(
+    name: str, time_scale: float, max_hz: float, seconds: float, broker: ls.Mosquitto, work: Path
+) -> dict[str, object]:
     out: dict[str, object] = {"scenario": name, "sensors": 4}
     for who in ("wellsense_collector", "peer_bare_bleak"):
         d = Path(tempfile.mkdtemp(dir=work))
         d.chmod(0o755)
-        emu = Emulator(d, participants=4, time_scale=time_scale,
-                       extra_args=("--max-notify-hz", str(max_hz))).start()
-        env = {**os.environ, **emu.env, "PYTHONPATH": str(REPO),
-               "WELLSENSE_MQTT_PASSWORD": broker.password}
+        emu = Emulator(
+            d, participants=4, time_scale=time_scale, extra_args=("--max-notify-hz", str(max_hz))
+        ).start()
+        env = {
+            **os.environ,
+            **emu.env,
+            "PYTHONPATH": str(REPO),
+            "WELLSENSE_MQTT_PASSWORD": broker.password,
+        }
         try:
             if who == "wellsense_collector":
-                config = write_collector_config(d / "c.toml", broker, study="bench", participants=4,
-                                                data_dir=d / "gw", batch_interval_s=10)
-                argv = [sys.executable, "-m", "wellsense_cli.main", "collect", "--config",
-                        str(config), "--log-level", "warning"]
+                config = write_collector_config(
+                    d / "c.toml",
+                    broker,
+                    study="bench",
+                    participants=4,
+                    data_dir=d / "gw",
+                    batch_interval_s=10,
+                )
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "wellsense_cli.main",
+                    "collect",
+                    "--config",
+                    str(config),
+                    "--log-level",
+                    "warning",
+                ]
             else:
                 argv = [sys.executable, "-c", PEER, str(seconds + 10)]
             before = _hr_notifications(emu)
@@ -114,8 +140,9 @@ def _scenario(name: str, time_scale: float, max_hz: float, seconds: float, broke
     ours, peer = out["wellsense_collector"], out["peer_bare_bleak"]
     assert isinstance(ours, dict) and isinstance(peer, dict)
     if ours["cpu_us_per_notification"] and peer["cpu_us_per_notification"]:
-        out["cpu_ratio_vs_peer"] = round(ours["cpu_us_per_notification"]
-                                         / peer["cpu_us_per_notification"], 2)
+        out["cpu_ratio_vs_peer"] = round(
+            ours["cpu_us_per_notification"] / peer["cpu_us_per_notification"], 2
+        )
     return out
 
 
@@ -133,8 +160,17 @@ def main() -> int:
         ]
     finally:
         broker.stop()
-    print(json.dumps({"benchmark": "collector", "peer": "bare bleak client counting notifications",
-                      "seconds": args.seconds, "results": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "collector",
+                "peer": "bare bleak client counting notifications",
+                "seconds": args.seconds,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

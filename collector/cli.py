@@ -111,13 +111,7 @@ def _scan(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
     else:
-        if not rows:
-            print("No sensors found. Is the strap worn (most only advertise when worn) and near?")
-        for r in rows:
-            print(
-                f"{r['name'] or '(no name)':<24} {r['address']}  {r['rssi_dbm']:>4} dBm  "
-                f"{r['services']}"
-            )
+        print(ble.format_scan_results(results))
     return EXIT_OK
 
 
