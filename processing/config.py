@@ -1,0 +1,176 @@
+"""Configuration of the processing service: TOML, validated once into frozen objects.
+
+See ``deploy/server/processing.sample.toml`` for every option with its default.
+Secrets (the MQTT password, the InfluxDB token) come from the environment or
+from files readable by their owner only, never from the TOML itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from collector import wire
+from collector.tomlconfig import (
+    ConfigError,
+    MqttSettings,
+    Section,
+    load_toml,
+    mqtt_settings,
+    read_secret,
+)
+
+__all__ = ["ConfigError", "FeatureConfig", "InfluxConfig", "ProcessingConfig", "load"]
+
+DEFAULT_MAX_INFLIGHT = 1000
+DEFAULT_BATCH_MAX_POINTS = 5000
+DEFAULT_BATCH_MAX_WAIT_MS = 200
+DEFAULT_STATS_INTERVAL_S = 30.0
+DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
+DEFAULT_HRV_WINDOW_S = 300
+DEFAULT_SETTLE_S = 30.0
+DEFAULT_IDLE_S = 60.0
+# MQTT shared-subscription group names end up in a topic filter.
+_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxConfig:
+    """Where points go. ``token`` is never printed (see ``__repr__``)."""
+
+    url: str
+    org: str
+    bucket: str
+    token: str
+    timeout_s: float
+    retry_max_s: float
+
+    def __repr__(self) -> str:
+        return (
+            f"InfluxConfig(url={self.url!r}, org={self.org!r}, bucket={self.bucket!r}, token=***)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    """The feature hook: which windows and when they are (re)computed."""
+
+    enabled: bool
+    hrv_window_s: int
+    settle_s: float
+    idle_s: float
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingConfig:
+    path: Path
+    study: str
+    worker: str
+    shared_group: str | None
+    max_inflight: int
+    batch_max_points: int
+    batch_max_wait_ms: int
+    stats_interval_s: float
+    mqtt: MqttSettings
+    client_id: str
+    session_expiry_s: int
+    influx: InfluxConfig
+    features: FeatureConfig
+
+    def topic_filters(self) -> list[str]:
+        """What to subscribe to: participant streams and gateway health/state."""
+        root = f"{wire.TOPIC_ROOT}/{self.study}"
+        filters = [f"{root}/+/+", f"{root}/_gateways/+/health", f"{root}/_gateways/+/state"]
+        if self.shared_group:
+            return [f"$share/{self.shared_group}/{f}" for f in filters]
+        return filters
+
+
+def load(path: Path) -> ProcessingConfig:
+    """Read and validate ``path``; raise :class:`ConfigError` naming the option."""
+    root = Section(path, "", load_toml(path))
+    svc = root.table("service")
+    study = svc.str("study", ...)
+    try:
+        wire.check_id(study, "study")
+    except wire.WireError as exc:
+        raise svc.error("study", str(exc)) from None
+    worker = svc.str("worker", "w1")
+    try:
+        wire.check_id(worker, "worker")
+    except wire.WireError as exc:
+        raise svc.error("worker", str(exc)) from None
+    group = svc.str("shared_group", None)
+    if group is not None and not _GROUP_PATTERN.match(group):
+        raise svc.error("shared_group", "letters, digits, '-' and '_' only (max 64)")
+    max_inflight = svc.int("max_inflight", DEFAULT_MAX_INFLIGHT, lo=1, hi=65535)
+    batch_max_points = svc.int("batch_max_points", DEFAULT_BATCH_MAX_POINTS, lo=1, hi=1_000_000)
+    batch_max_wait_ms = svc.int("batch_max_wait_ms", DEFAULT_BATCH_MAX_WAIT_MS, lo=1, hi=60_000)
+    stats_interval_s = svc.float("stats_interval_s", DEFAULT_STATS_INTERVAL_S, lo=0.1, hi=86400)
+    svc.reject_unknown()
+
+    mq = root.table("mqtt")
+    client_id = mq.str("client_id", f"wellsense-proc-{study}-{worker}")
+    if not 1 <= len(client_id) <= 128:
+        raise mq.error("client_id", "must be 1..128 characters")
+    session_expiry_s = mq.int("session_expiry_s", DEFAULT_SESSION_EXPIRY_S, lo=60, hi=2**32 - 1)
+    mqtt = mqtt_settings(mq)
+    mq.reject_unknown()
+
+    influx = _influx(root.table("influx"))
+    features = _features(root.table("features"))
+    root.reject_unknown()
+    return ProcessingConfig(
+        path=path,
+        study=study,
+        worker=worker,
+        shared_group=group,
+        max_inflight=max_inflight,
+        batch_max_points=batch_max_points,
+        batch_max_wait_ms=batch_max_wait_ms,
+        stats_interval_s=stats_interval_s,
+        mqtt=mqtt,
+        client_id=client_id,
+        session_expiry_s=session_expiry_s,
+        influx=influx,
+        features=features,
+    )
+
+
+def _influx(sec: Section) -> InfluxConfig:
+    url = sec.str("url", os.environ.get("WELLSENSE_INFLUX_URL", ...))
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise sec.error("url", f"expected http(s)://HOST:PORT, got {url!r}")
+    if parts.username or parts.password:
+        raise sec.error("url", "must not carry credentials; use token_file")
+    org = sec.str("org", os.environ.get("WELLSENSE_INFLUX_ORG", ...))
+    bucket = sec.str("bucket", os.environ.get("WELLSENSE_INFLUX_BUCKET", ...))
+    timeout_s = sec.float("timeout_s", 10.0, lo=0.1, hi=600)
+    retry_max_s = sec.float("retry_max_s", 30.0, lo=0.1, hi=3600)
+    token = read_secret(sec, "token", "WELLSENSE_INFLUX_TOKEN")
+    if token is None:
+        raise sec.error("token_file", "no token: set $WELLSENSE_INFLUX_TOKEN or token_file")
+    sec.reject_unknown()
+    return InfluxConfig(url.rstrip("/"), org, bucket, token, timeout_s, retry_max_s)
+
+
+def _features(sec: Section) -> FeatureConfig:
+    enabled = sec.bool("enabled", True)
+    window = sec.int("hrv_window_s", DEFAULT_HRV_WINDOW_S, lo=10, hi=86400)
+    if 86400 % window:
+        raise sec.error("hrv_window_s", "must divide a day (86400 s) so windows align to days")
+    settle = sec.float("settle_s", DEFAULT_SETTLE_S, lo=0.0, hi=86400)
+    idle = sec.float("idle_s", DEFAULT_IDLE_S, lo=0.1, hi=86400)
+    tz = sec.str("timezone", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise sec.error("timezone", f"unknown IANA time zone {tz!r}") from None
+    sec.reject_unknown()
+    return FeatureConfig(enabled, window, settle, idle, tz)

@@ -1,0 +1,234 @@
+"""The InfluxDB 2.x storage schema, as line protocol (nanosecond precision).
+
+Every point is written with an exact timestamp taken from the data (never the
+time of writing), and tags are drawn only from bounded sets (study,
+participant, device, gateway, status event, window length), so writing the
+same message again replaces the same points: redelivery is idempotent.
+
+The table in ``docs/storage.md`` documents this module; the unit tests check
+that they agree (:data:`MEASUREMENTS`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Final
+
+from collector import wire
+
+#: measurement -> (tags, fields) as documented in docs/storage.md.
+MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "hr": (("study", "participant", "device"), ("hr_bpm", "contact", "energy_kj", "seq")),
+    "rr": (("study", "participant", "device"), ("rr_ms", "seq")),
+    "activity": (
+        ("study", "participant", "device"),
+        ("cadence_spm", "speed_mps", "steps", "counts", "seq"),
+    ),
+    "device_status": (
+        ("study", "participant", "device", "event"),
+        ("battery_pct", "rssi_dbm", "detail", "seq"),
+    ),
+    "gateway_health": (
+        ("study", "gateway"),
+        (
+            "uptime_s",
+            "outbox_depth",
+            "outbox_oldest_age_s",
+            "outbox_evicted",
+            "sensors_connected",
+            "seq",
+        ),
+    ),
+    "gateway_sensor": (("study", "gateway", "sensor"), ("last_sample_age_s", "battery_pct")),
+    "gateway_state": (("study", "gateway"), ("state",)),
+    "hrv_window": (
+        ("study", "participant", "window"),
+        ("<hrv features>", "n_beats", "coverage", "kept_fraction", "flags", "quality"),
+    ),
+    "daily": (("study", "participant", "tz"), ("<daily features>",)),
+    "wellsense_self": (("study", "worker"), ("<counters>",)),
+    "alert": (("study", "participant", "rule", "severity"), ("message", "value")),
+    "self_report": (("study", "participant", "instrument"), ("<items>",)),
+}
+
+FieldValue = int | float | bool | str
+
+
+# --------------------------------------------------------------------------- escaping
+
+
+def _escape_key(value: str) -> str:
+    """Tag keys, tag values and field keys: escape backslash, comma, '=' and space."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace(",", "\\,")
+        .replace("=", "\\=")
+        .replace(" ", "\\ ")
+        .replace("\n", "\\n")
+    )
+
+
+def _escape_measurement(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _escape_string(value: str) -> str:
+    # Line protocol string fields: only '"' and '\' are special; newlines would
+    # end the line, so they are replaced (status details are single-line text).
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def format_value(value: FieldValue) -> str | None:
+    """One field value in line protocol; ``None`` for a value that cannot be stored (NaN)."""
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    return _escape_string(value)
+
+
+def line(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue | None],
+    ts_ns: int,
+) -> str | None:
+    """A line of line protocol; ``None`` fields (and NaN) are left out.
+
+    Tags are sorted by key (what InfluxDB does anyway, and it makes the text
+    deterministic). Returns ``None`` if no field is left.
+    """
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = format_value(value)
+        if text is not None:
+            parts.append(f"{_escape_key(key)}={text}")
+    if not parts:
+        return None
+    tag_text = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v)
+    return f"{_escape_measurement(measurement)}{tag_text} {','.join(parts)} {ts_ns}"
+
+
+# --------------------------------------------------------------------------- raw data
+
+
+def rr_beat_times_ns(ts_ns: int, rr_ms: Iterable[float]) -> list[int]:
+    """Time of the beat that ends each interval: the last one ends at ``ts_ns``.
+
+    Intervals are rounded to whole nanoseconds before summing, so the result is
+    exact and the same on every machine (idempotent rewrites).
+    """
+    rr_ns = [round(r * 1_000_000) for r in rr_ms]
+    times = [0] * len(rr_ns)
+    t = ts_ns
+    for i in range(len(rr_ns) - 1, -1, -1):
+        times[i] = t
+        t -= rr_ns[i]
+    return times
+
+
+def message_lines(message: wire.Message) -> list[str]:
+    """All points of one validated wire message."""
+    return list(_message_lines(message))
+
+
+def _message_lines(m: wire.Message) -> Iterator[str]:
+    # Hot path (every sample): build the tag text once per message.
+    study, seq = m.study, m.seq
+    if m.stream == "health":
+        for s in m.samples:
+            assert isinstance(s, wire.HealthSample)
+            text = line(
+                "gateway_health",
+                {"study": study, "gateway": m.gateway},
+                {
+                    "uptime_s": s.uptime_s,
+                    "outbox_depth": s.outbox_depth,
+                    "outbox_oldest_age_s": s.outbox_oldest_age_s,
+                    "outbox_evicted": s.outbox_evicted,
+                    "sensors_connected": s.sensors_connected,
+                    "seq": seq,
+                },
+                s.ts_ns,
+            )
+            assert text is not None
+            yield text
+            for key, sensor in sorted(s.sensors.items()):
+                text = line(
+                    "gateway_sensor",
+                    {"study": study, "gateway": m.gateway, "sensor": key},
+                    {
+                        "last_sample_age_s": sensor.last_sample_age_s,
+                        "battery_pct": sensor.battery_pct,
+                    },
+                    s.ts_ns,
+                )
+                if text is not None:
+                    yield text
+        return
+    assert m.participant is not None
+    # ids are validated by the wire contract ([a-z0-9_-]), so they need no escaping.
+    tags = f"device={m.device},participant={m.participant},study={study}"
+    if m.stream == "hr":
+        for s in m.samples:
+            assert isinstance(s, wire.HrSample)
+            fields = f"hr_bpm={s.hr_bpm}i"
+            if s.contact is not None:
+                fields += ",contact=true" if s.contact else ",contact=false"
+            if s.energy_kj is not None:
+                fields += f",energy_kj={s.energy_kj}i"
+            yield f"hr,{tags} {fields},seq={seq}i {s.ts_ns}"
+            if s.rr_ms:
+                for t, rr in zip(rr_beat_times_ns(s.ts_ns, s.rr_ms), s.rr_ms, strict=True):
+                    yield f"rr,{tags} rr_ms={rr!r},seq={seq}i {t}"
+    elif m.stream == "activity":
+        for s in m.samples:
+            assert isinstance(s, wire.ActivitySample)
+            text = line(
+                "activity",
+                {"study": study, "participant": m.participant, "device": m.device},
+                {
+                    "cadence_spm": s.cadence_spm,
+                    "speed_mps": s.speed_mps,
+                    "steps": s.steps,
+                    "counts": s.counts,
+                    "seq": seq,
+                },
+                s.ts_ns,
+            )
+            assert text is not None
+            yield text
+    elif m.stream == "status":
+        for s in m.samples:
+            assert isinstance(s, wire.StatusSample)
+            text = line(
+                "device_status",
+                {
+                    "study": study,
+                    "participant": m.participant,
+                    "device": m.device,
+                    "event": s.event,
+                },
+                {
+                    "battery_pct": s.battery_pct,
+                    "rssi_dbm": s.rssi_dbm,
+                    "detail": s.detail,
+                    "seq": seq,
+                },
+                s.ts_ns,
+            )
+            assert text is not None
+            yield text
+    else:  # pragma: no cover - the wire contract knows no other stream
+        raise ValueError(f"unknown stream {m.stream!r}")
+
+
+def gateway_state_line(study: str, gateway: str, state: str, ts_ns: int) -> str:
+    text = line("gateway_state", {"study": study, "gateway": gateway}, {"state": state}, ts_ns)
+    assert text is not None
+    return text

@@ -1,0 +1,55 @@
+"""De-duplication and gap detection by (device, seq) in bounded memory."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processing.dedup import SeqTracker, Verdict
+
+
+def test_duplicate_gap_late_and_too_old() -> None:
+    t = SeqTracker(window=10)
+    assert t.see("d", 5).verdict is Verdict.NEW
+    assert t.see("d", 5).is_duplicate
+    jump = t.see("d", 9)
+    assert (jump.verdict, jump.gap) == (Verdict.NEW, 3)
+    assert t.see("d", 7).verdict is Verdict.LATE  # fills part of the gap
+    assert t.see("d", 7).is_duplicate
+    assert t.see("d", 6).verdict is Verdict.LATE
+    t.see("d", 40)
+    assert t.see("d", 20).verdict is Verdict.TOO_OLD
+    assert t.see("other", 5).verdict is Verdict.NEW  # devices are independent
+
+
+def test_memory_is_bounded_per_device_and_in_devices() -> None:
+    t = SeqTracker(window=100, max_devices=50)
+    for seq in range(10_000):
+        t.see("d", seq)
+    assert len(t._devices["d"].recent) <= 200
+    for i in range(500):
+        t.see(f"dev-{i}", 0)
+    assert len(t) == 50
+
+
+@given(st.lists(st.integers(0, 300), max_size=400))
+def test_within_the_window_every_repeat_is_a_duplicate_and_nothing_else(seqs: list[int]) -> None:
+    t = SeqTracker(window=1000)
+    seen: set[int] = set()
+    for seq in seqs:
+        verdict = t.see("d", seq).verdict
+        assert (verdict is Verdict.DUPLICATE) == (seq in seen)
+        seen.add(seq)
+
+
+@given(st.permutations(list(range(50))))
+def test_gaps_reported_equal_numbers_skipped_ahead(order: list[int]) -> None:
+    t = SeqTracker()
+    skipped = sum(t.see("d", seq).gap for seq in order)
+    hwm = -1
+    expected = 0
+    for seq in order:
+        if seq > hwm:
+            expected += seq - hwm - 1 if hwm >= 0 else 0
+            hwm = seq
+    assert skipped == expected
