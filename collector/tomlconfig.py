@@ -9,6 +9,7 @@ appear in an error message.
 
 from __future__ import annotations
 
+import builtins
 import os
 import stat
 import tomllib
@@ -40,19 +41,19 @@ def load_toml(path: Path) -> dict[str, Any]:
 class Section:
     """Typed access to one table of a config file that remembers where it is."""
 
-    def __init__(self, path: Path, name: str, data: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, name: builtins.str, data: Mapping[str, Any]) -> None:
         self.path = path
         self.name = name
         self._data = data
         self._used: set[str] = set()
 
-    def has(self, key: str) -> bool:
+    def has(self, key: builtins.str) -> bool:
         return key in self._data
 
-    def error(self, key: str, problem: str) -> ConfigError:
+    def error(self, key: builtins.str, problem: builtins.str) -> ConfigError:
         return ConfigError(f"{self.path}: [{self.name}] {key}: {problem}")
 
-    def _get(self, key: str, kind: type[T] | tuple[type, ...], default: Any) -> Any:
+    def _get(self, key: builtins.str, kind: type[T] | tuple[type, ...], default: Any) -> Any:
         self._used.add(key)
         if key not in self._data:
             if default is _REQUIRED:
@@ -66,14 +67,19 @@ class Section:
             raise self.error(key, f"expected {_names(kinds)}, got {type(value).__name__}")
         return value
 
-    def str(self, key: str, default: Any = None) -> Any:
-        return self._get(key, str, _REQUIRED if default is ... else default)
+    def str(self, key: builtins.str, default: Any = None) -> Any:
+        return self._get(key, builtins.str, _REQUIRED if default is ... else default)
 
-    def bool(self, key: str, default: Any = None) -> Any:
+    def bool(self, key: builtins.str, default: Any = None) -> Any:
         return self._get(key, bool, _REQUIRED if default is ... else default)
 
     def int(
-        self, key: str, default: Any = None, *, lo: int | None = None, hi: int | None = None
+        self,
+        key: builtins.str,
+        default: Any = None,
+        *,
+        lo: int | None = None,
+        hi: int | None = None,
     ) -> Any:
         value = self._get(key, int, _REQUIRED if default is ... else default)
         if value is not None:
@@ -81,7 +87,12 @@ class Section:
         return value
 
     def float(
-        self, key: str, default: Any = None, *, lo: float | None = None, hi: float | None = None
+        self,
+        key: builtins.str,
+        default: Any = None,
+        *,
+        lo: float | None = None,
+        hi: float | None = None,
     ) -> Any:
         value = self._get(key, (int, float), _REQUIRED if default is ... else default)
         if value is not None:
@@ -89,24 +100,26 @@ class Section:
             _check_range(self, key, value, lo, hi)
         return value
 
-    def choice(self, key: str, choices: tuple[str, ...], default: Any = None) -> Any:
+    def choice(
+        self, key: builtins.str, choices: tuple[builtins.str, ...], default: Any = None
+    ) -> Any:
         value = self.str(key, default)
         if value is not None and value not in choices:
             raise self.error(key, f"{value!r} is not one of {', '.join(choices)}")
         return value
 
-    def path_value(self, key: str, default: Any = None) -> Path | None:
+    def path_value(self, key: builtins.str, default: Any = None) -> Path | None:
         value = self.str(key, default)
         if value is None:
             return None
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.path.parent / p)
 
-    def table(self, key: str) -> Section:
+    def table(self, key: builtins.str) -> Section:
         value = self._get(key, dict, {})
         return Section(self.path, f"{self.name}.{key}" if self.name else key, value)
 
-    def tables(self, key: str) -> list[Section]:
+    def tables(self, key: builtins.str) -> list[Section]:
         """An array of tables (``[[key]]``)."""
         value = self._get(key, list, [])
         out = []

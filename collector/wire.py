@@ -57,7 +57,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeAlias
 
@@ -459,7 +459,7 @@ def _health_sample(raw: Mapping[str, Any], p: str) -> HealthSample:
     )
 
 
-_SAMPLE_DECODERS = {
+_SAMPLE_DECODERS: dict[str, Callable[[Mapping[str, Any], str], Sample]] = {
     "hr": _hr_sample,
     "activity": _activity_sample,
     "status": _status_sample,
