@@ -25,8 +25,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        # Structured fields passed with `extra={...}` travel as top-level keys.
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        # Structured fields travel as top-level keys: `extra={...}` puts them on
+        # the record directly, `extra={"fields": {...}}` groups them.
+        extra = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        fields = extra.pop("fields", None)
+        entry.update(extra)
+        if isinstance(fields, dict):
+            entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -38,3 +43,6 @@ def configure(level: str = "info", stream: TextIO = sys.stdout) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Client libraries are chatty at debug level and could log request headers.
+    for noisy in ("urllib3", "paho", "influxdb_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

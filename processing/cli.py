@@ -9,50 +9,20 @@ messages it cannot store.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import logging
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 EXIT_CONFIG = 2
 
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})))
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg and the record's ``fields``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, allow_nan=True)
-
-
 def configure_logging(level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # paho and urllib3 are chatty at debug level and could log request headers.
-    for noisy in ("urllib3", "paho", "influxdb_client"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """JSON lines on stdout, shared with the collector (``collector.logs``)."""
+    from collector import logs
+
+    logs.configure(level)
 
 
 def main(argv: list[str], prog: str = "wellsense process") -> int:
