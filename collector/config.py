@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector import wire
+from collector.gatt_uuids import full_uuid
 from collector.tomlconfig import ConfigError, MqttSettings, Section, load_toml, mqtt_settings
 
 _ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
@@ -154,9 +155,12 @@ def _sensor(s: Section, gateway: str) -> SensorConfig:
     service_uuid = s.str("service_uuid")
     if service_uuid is not None:
         service_uuid = service_uuid.lower()
+        if re.fullmatch(r"[0-9a-f]{4}", service_uuid):  # a 16-bit SIG UUID such as 180d
+            service_uuid = full_uuid(int(service_uuid, 16))
         if not _UUID.match(service_uuid):
             raise s.error(
-                "service_uuid", "expected a 128-bit UUID like 0000180d-0000-1000-8000-00805f9b34fb"
+                "service_uuid",
+                "expected 180d or a 128-bit UUID like 0000180d-0000-1000-8000-00805f9b34fb",
             )
     if sum(x is not None for x in (address, name_pattern, service_uuid)) != 1:
         raise s.error("address", "give exactly one of address, name_pattern or service_uuid")
