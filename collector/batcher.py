@@ -80,6 +80,13 @@ class Batcher:
         for key in list(self._pending):
             self._commit(key)
 
+    def discard(self, participants: frozenset[str]) -> int:
+        """Drop, uncommitted, the open batches of these participants (withdrawal)."""
+        keys = [k for k, p in self._pending.items() if p.route.participant in participants]
+        for key in keys:
+            del self._pending[key]
+        return len(keys)
+
     def _commit(self, key: tuple[str, str]) -> None:
         pending = self._pending.pop(key)
         route, stream = pending.route, pending.stream

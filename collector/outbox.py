@@ -155,8 +155,9 @@ class OutboxMessage:
 class OutboxStats:
     """Counters since the outbox file was created (they survive restarts).
 
-    ``appended == acked + evicted + depth`` always holds.
-    ``oldest_age_s`` is ``None`` when the outbox is empty.
+    ``appended == acked + evicted + purged + depth`` always holds.
+    ``oldest_age_s`` is ``None`` when the outbox is empty. ``purged`` counts
+    messages deleted on an erasure request (:meth:`Outbox.purge`).
     """
 
     appended: int
@@ -166,6 +167,7 @@ class OutboxStats:
     depth: int
     depth_bytes: int
     oldest_age_s: float | None
+    purged: int = 0
 
 
 class Outbox:
@@ -455,6 +457,28 @@ class Outbox:
             self._depth_bytes -= row[0]
         return True
 
+    def purge(self, topic_prefixes: tuple[str, ...]) -> int:
+        """Delete every stored message whose topic starts with one of the prefixes.
+
+        For erasure on request (a withdrawn participant's data must not leave
+        the gateway). Counted as ``purged`` in :meth:`stats`, never as acked.
+        """
+        if not topic_prefixes:
+            return 0
+        clause = " OR ".join("substr(topic, 1, ?) = ?" for _ in topic_prefixes)
+        args = [v for prefix in topic_prefixes for v in (len(prefix), prefix)]
+        with self._locked() as conn:
+            with self._transaction(conn):
+                rows, size = conn.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE {clause}", args
+                ).fetchone()
+                conn.execute(f"DELETE FROM outbox WHERE {clause}", args)
+                conn.execute("INSERT OR IGNORE INTO counters VALUES ('purged', 0)")
+                conn.execute("UPDATE counters SET value = value + ? WHERE name = 'purged'", (rows,))
+            self._depth -= rows
+            self._depth_bytes -= size
+        return int(rows)
+
     def stats(self) -> OutboxStats:
         """Lifetime counters, current depth and the age of the oldest message."""
         with self._locked() as conn:
@@ -465,16 +489,18 @@ class Outbox:
             oldest = conn.execute("SELECT created_ns FROM outbox ORDER BY id LIMIT 1").fetchone()
             depth, depth_bytes = self._depth, self._depth_bytes
         evicted = counters["evicted"]
+        purged = counters.get("purged", 0)
         return OutboxStats(
             appended=appended,
-            # Every appended message is acked, evicted or still queued.
-            acked=appended - evicted - depth,
+            # Every appended message is acked, evicted, purged or still queued.
+            acked=appended - evicted - purged - depth,
             evicted=evicted,
             evicted_bytes=counters["evicted_bytes"],
             depth=depth,
             depth_bytes=depth_bytes,
             # Clamped: the wall clock may step back (NTP) after the append.
             oldest_age_s=None if oldest is None else max(0, self._clock() - oldest[0]) / 1e9,
+            purged=purged,
         )
 
     def close(self) -> None:

@@ -84,6 +84,8 @@ class Publisher:
         self._thread = threading.Thread(target=self._pump, name="wellsense-publisher", daemon=True)
         self._state_topic = wire.gateway_topic(self.study, self.gateway, "state")
         self._cmd_topic = wire.gateway_topic(self.study, self.gateway, "cmd")
+        # Extra keys of the retained state message (a command acknowledgement).
+        self._state_extra: dict[str, Any] = {}
         self._client = self._make_client()
 
     # -- set-up ------------------------------------------------------------------
@@ -115,7 +117,20 @@ class Publisher:
         return client
 
     def _state_payload(self, state: str) -> bytes:
-        return json.dumps({"state": state, "ts_ns": time.time_ns()}).encode()
+        body = {**self._state_extra, "state": state, "ts_ns": time.time_ns()}
+        return json.dumps(body).encode()
+
+    def acknowledge(self, ack: dict[str, Any]) -> None:
+        """Publish ``ack`` in the retained ``online`` state (call on the pump thread).
+
+        Only from the command handler, which runs on the pump thread, so no
+        other thread touches the client's publish path.
+        """
+        self._state_extra = {"ack": ack}
+        if self._connected:
+            self._client.publish(
+                self._state_topic, self._state_payload("online"), qos=1, retain=True
+            )
 
     # -- paho callbacks (network thread): enqueue only ---------------------------
 

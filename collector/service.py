@@ -15,11 +15,12 @@ import signal
 import time
 from collections.abc import Callable
 
-from collector import ble, wire
+from collector import ble, sdnotify, wire
 from collector.batcher import Batcher, Route
 from collector.ble_recover import release_stale_connections
 from collector.clock_quality import simulated_clock_quality, system_clock_quality
-from collector.config import CollectorConfig
+from collector.commands import CommandHandler, WithdrawalStore, participant_prefixes
+from collector.config import CollectorConfig, SensorConfig
 from collector.ingest import Ingest
 from collector.outbox import Outbox
 from collector.publisher import Publisher
@@ -42,12 +43,12 @@ def _clocks() -> tuple[Callable[[], int], Callable[[], wire.ClockQuality]]:
     return ble.sim_clock_ns(epoch, scale, anchor), simulated_clock_quality
 
 
-def sensor_specs(config: CollectorConfig) -> list[ble.SensorSpec]:
+def sensor_specs(sensors: tuple[SensorConfig, ...]) -> list[ble.SensorSpec]:
     return [
         ble.SensorSpec(
             s.key, address=s.address, name_pattern=s.name_pattern, service_uuid=s.service_uuid
         )
-        for s in config.sensors
+        for s in sensors
     ]
 
 
@@ -59,12 +60,27 @@ class CollectorService:
         self.now_ns, clock_quality = _clocks()
         self.started = time.monotonic()
         self.outbox = Outbox(config.outbox_path, max_bytes=config.outbox_max_bytes)
+        # Withdrawn participants stay off across restarts (collector/commands.py).
+        self.flags = WithdrawalStore(config.data_dir)
+        flags = self.flags.load()
+        self.active = tuple(s for s in config.sensors if s.participant not in flags)
+        erased = [p for p, r in flags.items() if r.erase]
+        self.outbox.purge(participant_prefixes(config.study, erased))
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.publisher = Publisher(
             settings=config.mqtt,
             outbox=self.outbox,
             study=config.study,
             gateway=config.gateway,
             max_inflight=config.max_inflight,
+        )
+        self.publisher.command_handler = CommandHandler(
+            study=config.study,
+            gateway=config.gateway,
+            store=self.flags,
+            outbox=self.outbox,
+            on_withdraw=self._withdraw_from_thread,
+            acknowledge=self.publisher.acknowledge,
         )
         self.batcher = Batcher(
             outbox=self.outbox,
@@ -76,12 +92,15 @@ class CollectorService:
             max_interval_s=config.batch.max_interval_s,
             on_commit=self.publisher.wake,
         )
-        routes = {s.key: Route(s.participant, s.device) for s in config.sensors}
-        self.ingest = Ingest(self.batcher, routes, now_ns=self.now_ns)
+        self.routes = {s.key: Route(s.participant, s.device) for s in self.active}
+        self.ingest = Ingest(self.batcher, self.routes, now_ns=self.now_ns)
         self.health_route = Route(None, config.gateway)
-        b = config.ble
-        self.manager = ble.DeviceManager(
-            sensor_specs(config),
+        self.manager = self._manager()
+
+    def _manager(self) -> ble.DeviceManager:
+        b = self.config.ble
+        return ble.DeviceManager(
+            sensor_specs(self.active),
             clock_ns=self.now_ns,
             options=ble.ManagerOptions(
                 scan_timeout_s=b.scan_timeout_s,
@@ -91,6 +110,33 @@ class CollectorService:
                 adapter=b.adapter,
             ),
         )
+
+    def _withdraw_from_thread(self, participants: frozenset[str]) -> None:
+        """Called on the publisher's thread: stop those sensors on the loop, and wait."""
+        if self._loop is None:
+            return  # not running yet: the flag alone keeps them off at start
+        future = asyncio.run_coroutine_threadsafe(self.withdraw(participants), self._loop)
+        future.result(timeout=60)
+
+    async def withdraw(self, participants: frozenset[str]) -> None:
+        """Stop collecting for ``participants`` now: sensors off, open batches dropped."""
+        keys = {s.key for s in self.active if s.participant in participants}
+        if not keys:
+            return
+        self.active = tuple(s for s in self.active if s.key not in keys)
+        for key in keys:  # unroute first: nothing more of theirs reaches a batch
+            self.routes.pop(key, None)
+            self.ingest.sensors.pop(key, None)
+        old = self.manager
+        self.manager = self._manager()
+        await old.stop()
+        while not old.queue.empty():
+            item = old.queue.get_nowait()
+            if item.sensor_key not in keys:
+                self.ingest.handle(item)
+        dropped = self.batcher.discard(participants)
+        self.manager.start()
+        log.info("collection stopped", extra={"sensors": sorted(keys), "batches_dropped": dropped})
 
     def health_sample(self) -> wire.HealthSample:
         stats = self.outbox.stats()
@@ -105,12 +151,20 @@ class CollectorService:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
         self.publisher.start()
-        await release_stale_connections(sensor_specs(self.config))
+        await release_stale_connections(sensor_specs(self.active))
         self.manager.start()
         next_health = time.monotonic()
+        watchdog_s = sdnotify.watchdog_interval_s()
+        next_watchdog = time.monotonic()
+        sdnotify.notify("READY=1")
         try:
             while not stop.is_set():
+                if watchdog_s is not None and time.monotonic() >= next_watchdog:
+                    # From the loop itself: a wedged loop stops the pings.
+                    sdnotify.notify("WATCHDOG=1")
+                    next_watchdog = time.monotonic() + watchdog_s
                 with contextlib.suppress(TimeoutError):
                     item = await asyncio.wait_for(self.manager.queue.get(), timeout=0.25)
                     self.ingest.handle(item)
@@ -123,6 +177,7 @@ class CollectorService:
                     self.batcher.add(self.health_route, "health", self.health_sample())
                     self._log_summary()
         finally:
+            sdnotify.notify("STOPPING=1")
             await self.manager.stop()
             while not self.manager.queue.empty():
                 self.ingest.handle(self.manager.queue.get_nowait())
@@ -168,7 +223,8 @@ async def serve(config: CollectorConfig) -> None:
         extra={
             "gateway": config.gateway,
             "study": config.study,
-            "sensors": [s.key for s in config.sensors],
+            "sensors": [s.key for s in service.active],
+            "withdrawn_sensors": [s.key for s in config.sensors if s not in service.active],
         },
     )
     await service.run(stop)

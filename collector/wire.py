@@ -10,11 +10,13 @@ Topics
     Sensor data of one participant; ``stream`` is ``hr``, ``activity`` or
     ``status``. Names are pseudonyms, never people.
 ``wellsense/v1/<study>/_gateways/<gateway>/state``
-    Retained ``online``/``offline`` (the offline one is the last will).
+    Retained ``online``/``offline`` (the offline one is the last will). After a
+    command, the ``online`` state also carries ``ack`` (see collector/commands.py).
 ``wellsense/v1/<study>/_gateways/<gateway>/health``
     Periodic gateway health messages (stream ``health``).
 ``wellsense/v1/<study>/_gateways/<gateway>/cmd``
-    Commands to a gateway (erasure, withdrawal).
+    Commands to a gateway (erasure, withdrawal): one retained ``wellsense.cmd.v1``
+    message, defined in collector/commands.py.
 ``wellsense/v1/<study>/_deadletter`` and ``wellsense/v1/<study>/_alerts``
     Written by processing.
 

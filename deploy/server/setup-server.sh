@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# WellSense server set-up (Debian 12): broker access control, InfluxDB, services.
+#
+#   sudo deploy/server/setup-server.sh --config /etc/wellsense/admin.toml \
+#        --operator-token-file /root/influx-operator-token
+#
+# Before: install mosquitto and InfluxDB 2.x, onboard InfluxDB (its operator
+# token goes in a 0600 file), put the broker's certificate and key where
+# admin.toml says, and copy deploy/server/admin.sample.toml to
+# /etc/wellsense/admin.toml and edit it. Re-running is safe.
+set -euo pipefail
+CONFIG="" OPERATOR=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) CONFIG="$2"; shift 2 ;;
+    --operator-token-file) OPERATOR="$2"; shift 2 ;;
+    *) echo "usage: $0 --config admin.toml --operator-token-file FILE" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+[ -n "$CONFIG" ] && [ -n "$OPERATOR" ] || { echo "usage: $0 --config admin.toml --operator-token-file FILE" >&2; exit 2; }
+SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+WS=/opt/wellsense/venv/bin/wellsense
+
+id wellsense >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin wellsense
+id wellsense-guard >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin wellsense-guard
+install -d -m 0755 /opt/wellsense /usr/share/wellsense
+[ -x /opt/wellsense/venv/bin/python ] || python3 -m venv /opt/wellsense/venv
+/opt/wellsense/venv/bin/python -m pip install -q "$SRC[server]"
+rm -rf /usr/share/wellsense/deploy && cp -r "$SRC/deploy" /usr/share/wellsense/deploy
+
+install -d -m 0750 -o root -g wellsense /etc/wellsense
+install -d -m 0750 -o root -g mosquitto /etc/mosquitto/wellsense
+"$WS" broker init --config "$CONFIG" --secrets-dir /etc/wellsense
+chgrp mosquitto /etc/mosquitto/wellsense/passwd /etc/mosquitto/wellsense/acl
+"$WS" influx-setup --config "$CONFIG" --operator-token-file "$OPERATOR" --secrets-dir /etc/wellsense
+
+# The guard's files: its InfluxDB token is readable by the guard only.
+install -d -m 0750 -o root -g wellsense-guard /etc/wellsense/guard
+install -m 0400 -o wellsense-guard /etc/wellsense/influx-processing-token /etc/wellsense/guard/
+install -m 0400 -o wellsense-guard /etc/wellsense/influx-guard-client-token /etc/wellsense/guard/
+rm /etc/wellsense/influx-processing-token
+# Processing's copy of its guard credential and broker password.
+chown wellsense /etc/wellsense/influx-guard-client-token /etc/wellsense/processing-mqtt-password
+
+install -m 0644 "$SRC"/deploy/server/*.service /etc/systemd/system/
+systemctl daemon-reload
+systemctl restart mosquitto
+systemctl enable --now wellsense-influx-guard
+echo "Next: write /etc/wellsense/processing-w1.toml from deploy/server/processing.sample.toml"
+echo "      ([influx] url = \"http://127.0.0.1:8087\", token_file = \"/etc/wellsense/influx-guard-client-token\","
+echo "       [mqtt] username = \"wellsense-processing\", password_file = \"/etc/wellsense/processing-mqtt-password\")"
+echo "      then: systemctl enable --now wellsense-processing@w1"

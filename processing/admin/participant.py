@@ -1,0 +1,226 @@
+"""`wellsense participant`: list, withdraw (stop collection) or erase a participant.
+
+    wellsense participant list  --config admin.toml
+    wellsense participant withdraw p-3f9c2a7e --config admin.toml
+    wellsense participant erase p-3f9c2a7e --config admin.toml [--receipt-json FILE]
+
+Erasure, in this order, so that nothing of the participant's can flow back:
+
+1. the broker ACL stops letting the gateway publish for the participant
+   (and the broker is reloaded);
+2. the gateway gets its retained withdrawal command (collector/commands.py):
+   it sets a persistent withdrawal flag, stops the participant's sensors and
+   deletes their messages from its outbox, then acknowledges; an offline
+   gateway does so when it reconnects;
+3. retained broker messages under the participant's topics (and their
+   alert state) are cleared;
+4. every point with the participant's tag is deleted from every bucket
+   (raw and downsampled), counted before and after per measurement, and
+   deleted again if late writes arrived meanwhile.
+
+A receipt lists what was deleted, the counts and the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collector import wire
+from collector.commands import Command, Withdrawal, encode_command
+from processing.admin import broker
+from processing.admin.enroll import reload_broker
+from processing.admin.influxapi import InfluxApi, InfluxApiError
+from processing.admin.mqttadmin import AdminSession, MqttAdminError
+from processing.admin.registry import Registry, now_iso
+from processing.admin.settings import AdminConfig
+
+ALL_TIME = ("1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+
+
+@dataclass
+class Receipt:
+    participant: str
+    study: str
+    gateway: str
+    action: str
+    started: str
+    finished: str = ""
+    influx: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    retained_cleared: list[str] = field(default_factory=list)
+    gateway_ack: dict[str, Any] | None = None
+    acl_revoked: bool = False
+
+    def text(self) -> str:
+        lines = [
+            f"WellSense {self.action} receipt",
+            f"participant {self.participant}  study {self.study}  gateway {self.gateway}",
+            f"started {self.started}  finished {self.finished}",
+            f"broker: gateway {self.gateway} may no longer publish for {self.participant}"
+            if self.acl_revoked
+            else "broker: access unchanged",
+        ]
+        if self.gateway_ack is None:
+            lines.append(
+                "gateway: acknowledgement pending (offline?). It stops collecting and "
+                "erases its outbox as soon as it reconnects; re-run to confirm."
+            )
+        else:
+            purged = self.gateway_ack.get("purged", {}).get(self.participant)
+            outbox = "" if purged is None else f", {purged} outbox messages erased"
+            lines.append(f"gateway: collection stopped (withdrawal flag set){outbox}")
+        if self.action == "erasure":
+            lines.append(f"broker retained messages cleared: {len(self.retained_cleared)}")
+            for bucket, counts in self.influx.items():
+                lines.append(f"InfluxDB bucket {bucket}:  measurement  points before -> after")
+                if not counts:
+                    lines.append("    (no data for this participant)")
+                for m, c in sorted(counts.items()):
+                    lines.append(f"    {m:<16} {c['before']:>10} -> {c['after']}")
+        return "\n".join(lines)
+
+
+def count_points(api: InfluxApi, org: str, bucket: str, participant: str) -> dict[str, int]:
+    """Field values per measurement carrying ``participant`` (0 means no point remains)."""
+    flux = (
+        f'from(bucket: "{bucket}") |> range(start: 0) '
+        f'|> filter(fn: (r) => r.participant == "{participant}") '
+        '|> count() |> group(columns: ["_measurement"]) |> sum()'
+    )
+    return {r["_measurement"]: int(r["_value"]) for r in api.query(org, flux) if r.get("_value")}
+
+
+def erase_influx(
+    config: AdminConfig,
+    participant: str,
+    *,
+    settle_s: float = 2.0,
+) -> dict[str, dict[str, dict[str, int]]]:
+    s = config.influx
+    if not s.token:
+        raise InfluxApiError(0, "no InfluxDB erasure token: set [influx] token_file in admin.toml")
+    api = InfluxApi(s.url, s.token)
+    result: dict[str, dict[str, dict[str, int]]] = {}
+    for bucket in s.buckets:
+        before = count_points(api, s.org, bucket, participant)
+        after = before
+        for _attempt in range(3):  # late writes (processing catching up) are deleted too
+            api.delete_points(s.org, bucket, *ALL_TIME, f'participant="{participant}"')
+            after = count_points(api, s.org, bucket, participant)
+            if not after:
+                break
+            time.sleep(settle_s)
+        result[bucket] = {m: {"before": n, "after": after.get(m, 0)} for m, n in before.items()}
+        for m, n in after.items():
+            result[bucket].setdefault(m, {"before": n, "after": n})
+    return result
+
+
+def gateway_command(registry: Registry, study: str, gateway: str) -> Command:
+    """The gateway's full withdrawal list: the retained command replaces the previous one."""
+    withdraw = tuple(
+        Withdrawal(p, registry.participants[p].status == "erased")
+        for p in registry.of_gateway(gateway, "withdrawn", "erased")
+    )
+    return Command(f"c-{secrets.token_hex(6)}", study, gateway, time.time_ns(), withdraw)
+
+
+def withdraw(
+    config: AdminConfig,
+    participant: str,
+    *,
+    erase: bool,
+    ack_timeout_s: float,
+    reload_command: str | None,
+) -> Receipt:
+    study = config.study.id
+    registry = Registry(config.registry, study)
+    if participant not in registry.participants:
+        raise KeyError(f"{participant} is not enrolled in study {study}")
+    entry = registry.participants[participant]
+    gateway = entry.gateway
+    receipt = Receipt(participant, study, gateway, "erasure" if erase else "withdrawal", now_iso())
+    registry.set_status(participant, "erased" if erase or entry.status == "erased" else "withdrawn")
+    registry.save()
+    broker.set_gateway_acl(
+        config.broker.acl_file, study, gateway, registry.of_gateway(gateway, "active")
+    )
+    if reload_command:
+        problem = reload_broker(reload_command)
+        if problem:
+            raise MqttAdminError(f"broker not reloaded: {problem}")
+    receipt.acl_revoked = True
+    command = gateway_command(registry, study, gateway)
+    with AdminSession(config.admin_mqtt()) as session:
+        state = wire.gateway_topic(study, gateway, "state")
+        session.client.subscribe(state, qos=1)
+        session.publish(
+            wire.gateway_topic(study, gateway, "cmd"), encode_command(command), retain=True
+        )
+        receipt.gateway_ack = session.wait_for_ack(state, command.id, ack_timeout_s)
+        if erase:
+            root = f"{wire.TOPIC_ROOT}/{study}"
+            found = session.retained([f"{root}/{participant}/#", f"{root}/_alerts/{participant}/#"])
+            for topic in sorted(found):
+                session.publish(topic, b"", retain=True)  # an empty retained message clears it
+            receipt.retained_cleared = sorted(found)
+    if erase:
+        receipt.influx = erase_influx(config, participant)
+    receipt.finished = now_iso()
+    return receipt
+
+
+def main(argv: list[str], prog: str = "wellsense participant") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="List, withdraw or erase participants.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    lister = sub.add_parser("list", help="pseudonyms, gateways and status")
+    lister.add_argument("--config", type=Path, required=True)
+    for name, text in (
+        ("withdraw", "stop collection now; keep the data"),
+        ("erase", "stop collection and delete the participant's data everywhere"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("participant")
+        p.add_argument("--config", type=Path, required=True, help="admin.toml")
+        p.add_argument(
+            "--ack-timeout",
+            type=float,
+            default=30.0,
+            help="seconds to wait for the gateway's acknowledgement",
+        )
+        p.add_argument("--reload-command", default="systemctl reload mosquitto")
+        p.add_argument("--receipt-json", type=Path, help="also write the receipt as JSON")
+    args = parser.parse_args(argv)
+    from collector.tomlconfig import ConfigError
+    from processing.admin import settings
+
+    try:
+        config = settings.load(args.config)
+        if args.action == "list":
+            registry = Registry(config.registry, config.study.id)
+            for who, e in sorted(registry.participants.items()):
+                print(
+                    f"{who}  {e.gateway}  {e.status:<9}  enrolled {e.enrolled}  changed {e.changed}"
+                )
+            return 0
+        receipt = withdraw(
+            config,
+            args.participant,
+            erase=args.action == "erase",
+            ack_timeout_s=args.ack_timeout,
+            reload_command=args.reload_command,
+        )
+    except (ConfigError, KeyError, InfluxApiError, MqttAdminError, OSError, ValueError) as exc:
+        print(f"{prog}: {str(exc).strip(chr(39))}", file=sys.stderr)
+        return 1
+    print(receipt.text())
+    if args.receipt_json:
+        args.receipt_json.write_text(json.dumps(asdict(receipt), indent=1) + "\n")
+    remaining = sum(c["after"] for b in receipt.influx.values() for c in b.values())
+    return 0 if remaining == 0 else 1

@@ -1,0 +1,178 @@
+"""The study administration config (``admin.toml``), validated once into frozen objects.
+
+Read by ``wellsense broker``, ``enroll``, ``participant``, ``notice`` and
+``influx-setup``, so that the broker, the database, the gateway bundles and
+the participant notice all follow one file. The commented sample is
+``deploy/server/admin.sample.toml``. Standard library only: the admin tools
+talk to InfluxDB over its HTTP API and never need NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from collector import wire
+from collector.tomlconfig import (
+    MqttSettings,
+    Section,
+    load_toml,
+    mqtt_settings,
+    read_secret,
+)
+
+ENV_ADMIN_MQTT_PASSWORD = "WELLSENSE_ADMIN_MQTT_PASSWORD"
+ENV_INFLUX_ADMIN_TOKEN = "WELLSENSE_INFLUX_ADMIN_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class StudySettings:
+    id: str
+    name: str
+    team_contact: str
+    withdraw_instructions: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """The server's Mosquitto: its files, and how gateways reach it."""
+
+    public_url: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    port: int
+    bind_address: str
+    password_file: Path
+    acl_file: Path
+    processing_user: str
+    admin_user: str
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxSettings:
+    """InfluxDB: where data lives and for how long. ``token`` is never printed."""
+
+    url: str
+    org: str
+    bucket: str
+    retention_days: int
+    downsampled_bucket: str
+    downsampled_retention_days: int
+    downsample_every: str
+    token: str | None
+
+    def __repr__(self) -> str:
+        return f"InfluxSettings(url={self.url!r}, org={self.org!r}, bucket={self.bucket!r})"
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        """Every bucket that can hold participant data (erasure covers all)."""
+        return (self.bucket, self.downsampled_bucket)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    path: Path
+    study: StudySettings
+    broker: BrokerSettings
+    admin_mqtt_section: Section
+    influx: InfluxSettings
+    registry: Path
+    bundles_dir: Path
+
+    def admin_mqtt(self) -> MqttSettings:
+        """The admin tools' broker connection (``[admin_mqtt]``), read when needed.
+
+        Its password comes from ``password_file`` or $WELLSENSE_ADMIN_MQTT_PASSWORD,
+        never from the gateway/processing variable, so one shell cannot mix them up.
+        """
+        section = self.admin_mqtt_section
+        saved = os.environ.pop("WELLSENSE_MQTT_PASSWORD", None)
+        try:
+            settings = mqtt_settings(section)
+        finally:
+            if saved is not None:
+                os.environ["WELLSENSE_MQTT_PASSWORD"] = saved
+        section.reject_unknown()
+        if settings.password is None and os.environ.get(ENV_ADMIN_MQTT_PASSWORD):
+            settings = replace(settings, password=os.environ[ENV_ADMIN_MQTT_PASSWORD])
+        return settings
+
+
+def _id(section: Section, key: str, default: object = ...) -> str:
+    value = section.str(key, default)
+    try:
+        return wire.check_id(value, key)
+    except wire.WireError as exc:
+        raise section.error(key, str(exc).split(": ", 1)[-1]) from None
+
+
+def _path(section: Section, key: str, default: object = ...) -> Path:
+    value = section.path_value(key, default)
+    assert value is not None
+    return value
+
+
+def _duration(section: Section, key: str, default: str) -> str:
+    value: str = section.str(key, default)
+    if not value[:-1].isdigit() or value[-1] not in "mhd":
+        raise section.error(key, f"{value!r} is not a duration like 1h, 30m or 1d")
+    return value
+
+
+def load(path: Path) -> AdminConfig:
+    """Read and validate ``path``; raise ``ConfigError`` naming the option."""
+    root = Section(path, "", load_toml(path))
+    st = root.table("study")
+    study = StudySettings(
+        id=_id(st, "id"),
+        name=st.str("name", ...),
+        team_contact=st.str("team_contact", ...),
+        withdraw_instructions=st.str(
+            "withdraw_instructions",
+            "Tell the study team. You do not have to give a reason.",
+        ),
+    )
+    st.reject_unknown()
+
+    br = root.table("broker")
+    broker = BrokerSettings(
+        public_url=br.str("public_url", ...),
+        ca_file=_path(br, "ca_file"),
+        cert_file=_path(br, "cert_file"),
+        key_file=_path(br, "key_file"),
+        port=br.int("port", 8883, lo=1, hi=65535),
+        bind_address=br.str("bind_address", "0.0.0.0"),
+        password_file=_path(br, "password_file", "/etc/mosquitto/wellsense/passwd"),
+        acl_file=_path(br, "acl_file", "/etc/mosquitto/wellsense/acl"),
+        processing_user=br.str("processing_user", "wellsense-processing"),
+        admin_user=br.str("admin_user", "wellsense-admin"),
+    )
+    if not broker.public_url.startswith("mqtts://"):
+        raise br.error("public_url", "gateways must use TLS: expected mqtts://HOST:PORT")
+    br.reject_unknown()
+
+    # Parsed on first use: `broker init` runs before the admin password exists.
+    admin_mqtt = root.table("admin_mqtt")
+
+    ix = root.table("influx")
+    influx = InfluxSettings(
+        url=ix.str("url", os.environ.get("WELLSENSE_INFLUX_URL", ...)),
+        org=ix.str("org", "wellsense"),
+        bucket=ix.str("bucket", "wellsense"),
+        retention_days=ix.int("retention_days", 730, lo=0, hi=36500),
+        downsampled_bucket=ix.str("downsampled_bucket", "wellsense_1h"),
+        downsampled_retention_days=ix.int("downsampled_retention_days", 3650, lo=0, hi=36500),
+        downsample_every=_duration(ix, "downsample_every", "1h"),
+        token=read_secret(ix, "token", ENV_INFLUX_ADMIN_TOKEN),
+    )
+    ix.reject_unknown()
+
+    en = root.table("enrolment")
+    registry = _path(en, "registry", "/var/lib/wellsense/registry.json")
+    bundles_dir = _path(en, "bundles_dir", "/var/lib/wellsense/bundles")
+    en.reject_unknown()
+    root.reject_unknown()
+    return AdminConfig(path, study, broker, admin_mqtt, influx, registry, bundles_dir)

@@ -1,0 +1,231 @@
+"""The shipped Mosquitto configuration, against a real Mosquitto.
+
+TLS only, no anonymous access, per-gateway passwords and ACLs: a gateway
+publishes only its own participants' streams and its own status topics and
+subscribes only to its own command topic; processing reads everything and
+publishes only dead letters and alerts.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from processing.admin import broker as broker_admin
+from tests.integration.harness import wait_until
+from tests.integration.security_stack import SECRETS, STUDY, Client, ShippedBroker, scratch
+
+pytestmark = pytest.mark.integration
+
+ROOT = f"wellsense/v1/{STUDY}"
+GATEWAYS = {"gw-a": ["p-aaaa0001"], "gw-b": ["p-bbbb0001"]}
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[tuple[ShippedBroker, dict[str, str]]]:
+    server = ShippedBroker(scratch("shipped-broker")).start()
+    config = server.config()
+    passwords = Passwords()
+    for gateway, participants in GATEWAYS.items():
+        passwords[gateway] = secrets.token_urlsafe(18)
+        SECRETS.add(passwords[gateway])
+        broker_admin.set_password(config.broker.password_file, gateway, passwords[gateway])
+        broker_admin.set_gateway_acl(config.broker.acl_file, STUDY, gateway, participants)
+    server.reload()
+    try:
+        yield server, passwords
+    finally:
+        server.stop()
+
+
+class Passwords(dict[str, str]):
+    """Gateway passwords that never show in an assertion message."""
+
+    def __repr__(self) -> str:
+        return f"Passwords({sorted(self)})"
+
+
+def _ok(rc: object) -> bool:
+    """A PUBACK that is not a refusal (0x10 'no matching subscribers' is fine)."""
+    return rc is not None and rc.value < 0x80  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+def _client(
+    made: list[Client], server: ShippedBroker, user: str | None, pw: str | None, **kw: object
+) -> Client:
+    c = Client(server, user, pw, **kw)  # type: ignore[arg-type]
+    made.append(c)
+    return c
+
+
+def test_the_rendered_config_has_one_tls_listener_and_no_anonymous_access(
+    broker: tuple[ShippedBroker, dict[str, str]],
+) -> None:
+    server, _ = broker
+    text = (server.directory / "conf.d" / "wellsense.conf").read_text()
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert [ln for ln in lines if ln.startswith("listener ")] == [
+        f"listener {server.port} 127.0.0.1"
+    ]
+    assert "allow_anonymous false" in lines
+    assert {"cafile", "certfile", "keyfile", "tls_version"} <= {ln.split()[0] for ln in lines}
+
+
+def test_anonymous_and_wrong_password_clients_are_refused(
+    broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
+) -> None:
+    server, passwords = broker
+    assert not _client(clients, server, None, None).connect()
+    assert not _client(clients, server, "gw-a", "not-the-password").connect()
+    assert not _client(clients, server, "gw-a", passwords["gw-b"]).connect()
+    assert _client(clients, server, "gw-a", passwords["gw-a"]).connect()
+
+
+def test_plain_tcp_clients_are_refused(
+    broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
+) -> None:
+    server, passwords = broker
+    plain = _client(clients, server, "gw-a", passwords["gw-a"], tls=False)
+    assert not plain.connect(timeout_s=3)
+    assert plain.connack is None, "a plain-TCP client got a CONNACK"
+    # Nothing listens in plain text on the usual MQTT port on our behalf either:
+    # the rendered config has exactly one listener (checked above), and a raw
+    # MQTT CONNECT on the TLS port gets no MQTT answer.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as raw:
+        raw.sendall(bytes.fromhex("101000044d5154540502003c000000") + b"")
+        raw.settimeout(3)
+        try:
+            answer = raw.recv(16)
+        except (TimeoutError, ConnectionResetError):
+            answer = b""
+    assert not answer.startswith(b"\x20"), "the TLS port answered a plain CONNECT with CONNACK"
+
+
+def test_gateway_publishes_only_its_own_participants_and_status(
+    broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
+) -> None:
+    server, passwords = broker
+    processing = _client(clients, server, "wellsense-processing", server.secret("processing"))
+    assert processing.connect()
+    assert processing.subscribe(f"{ROOT}/#")[0].value < 0x80
+    gw_a = _client(clients, server, "gw-a", passwords["gw-a"], client_id="wellsense-gw-gw-a")
+    assert gw_a.connect()
+
+    allowed = [
+        f"{ROOT}/p-aaaa0001/hr",
+        f"{ROOT}/p-aaaa0001/activity",
+        f"{ROOT}/p-aaaa0001/status",
+        f"{ROOT}/_gateways/gw-a/state",
+        f"{ROOT}/_gateways/gw-a/health",
+    ]
+    denied = [
+        f"{ROOT}/p-bbbb0001/hr",
+        f"{ROOT}/_gateways/gw-b/health",
+        f"{ROOT}/_gateways/gw-b/state",
+        f"{ROOT}/_gateways/gw-a/cmd",
+        f"{ROOT}/_gateways/gw-b/cmd",
+        f"{ROOT}/_alerts",
+        f"{ROOT}/_deadletter",
+        f"{ROOT}/p-aaaa0001/other",
+        "wellsense/v1/otherstudy/p-aaaa0001/hr",
+        "elsewhere",
+    ]
+    for topic in allowed:
+        assert _ok(gw_a.publish(topic)), topic
+    for topic in denied:
+        rc = gw_a.publish(topic)
+        assert rc is not None and rc.value == 0x87, f"{topic}: {rc}"  # Not authorized
+    wait_until(lambda: set(allowed) <= processing.topics(), 10, "gateway A's messages")
+    time.sleep(0.3)
+    assert processing.topics() == set(allowed)
+
+
+def test_gateway_subscribes_only_to_its_own_command_topic(
+    broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
+) -> None:
+    server, passwords = broker
+    gw_a = _client(clients, server, "gw-a", passwords["gw-a"])
+    assert gw_a.connect()
+    assert gw_a.subscribe(f"{ROOT}/_gateways/gw-a/cmd")[0].value < 0x80
+    for topic in (
+        "#",
+        f"{ROOT}/#",
+        f"{ROOT}/_gateways/gw-b/cmd",
+        f"{ROOT}/p-bbbb0001/hr",
+        f"{ROOT}/p-aaaa0001/hr",
+        f"{ROOT}/_gateways/+/cmd",
+    ):
+        gw_a.subscribe(topic)  # refused (0x87), or granted but never delivered
+    admin = _client(clients, server, "wellsense-admin", server.secret("admin"))
+    assert admin.connect()
+    gw_b = _client(clients, server, "gw-b", passwords["gw-b"])
+    assert gw_b.connect()
+    admin.publish(f"{ROOT}/_gateways/gw-b/cmd", b'{"to": "b"}')
+    gw_b.publish(f"{ROOT}/p-bbbb0001/hr")
+    admin.publish(f"{ROOT}/p-aaaa0001/status")
+    admin.publish(f"{ROOT}/_gateways/gw-a/cmd", b'{"to": "a"}')
+    wait_until(lambda: gw_a.topics(), 10, "gateway A's own command")
+    time.sleep(0.5)
+    assert gw_a.topics() == {f"{ROOT}/_gateways/gw-a/cmd"}
+
+
+def test_processing_reads_all_and_publishes_only_alerts_and_dead_letters(
+    broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
+) -> None:
+    server, passwords = broker
+    processing = _client(clients, server, "wellsense-processing", server.secret("processing"))
+    assert processing.connect()
+    processing.subscribe(f"{ROOT}/+/+")
+    processing.subscribe(f"{ROOT}/_gateways/+/health")
+    for gateway, (participant,) in GATEWAYS.items():
+        gw = _client(clients, server, gateway, passwords[gateway])
+        assert gw.connect()
+        gw.publish(f"{ROOT}/{participant}/hr")
+        gw.publish(f"{ROOT}/_gateways/{gateway}/health")
+    expected = {
+        f"{ROOT}/p-aaaa0001/hr",
+        f"{ROOT}/p-bbbb0001/hr",
+        f"{ROOT}/_gateways/gw-a/health",
+        f"{ROOT}/_gateways/gw-b/health",
+    }
+    wait_until(lambda: expected <= processing.topics(), 10, "every gateway's data")
+    assert _ok(processing.publish(f"{ROOT}/_deadletter"))
+    assert _ok(processing.publish(f"{ROOT}/_alerts"))
+    assert _ok(processing.publish(f"{ROOT}/_alerts/p-aaaa0001/state", retain=True))
+    assert processing.publish(f"{ROOT}/p-aaaa0001/hr").value == 0x87, "processing forged data"
+    assert processing.publish(f"{ROOT}/_gateways/gw-a/cmd").value == 0x87
+
+
+def test_broker_log_names_users_but_holds_no_password(
+    broker: tuple[ShippedBroker, dict[str, str]],
+) -> None:
+    server, passwords = broker
+    text = server.log_file.read_text(errors="replace")
+    assert "gw-a" in text  # connections are logged, by username
+    for secret in [*passwords.values(), server.secret("processing"), server.secret("admin")]:
+        assert secret not in text
+
+
+def test_a_broker_file_is_not_world_readable(
+    broker: tuple[ShippedBroker, dict[str, str]],
+) -> None:
+    server, _ = broker
+    for path in (
+        Path(server.config().broker.password_file),
+        server.config().broker.acl_file,
+        server.directory / "secrets" / "admin-mqtt-password",
+    ):
+        assert path.stat().st_mode & 0o007 == 0, path

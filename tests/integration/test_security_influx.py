@@ -1,0 +1,191 @@
+"""Least-privilege InfluxDB tokens from `wellsense influx-setup`, against the real InfluxDB 2.x."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from processing.admin import influxsetup, settings
+from processing.admin.influxapi import InfluxApi, InfluxApiError
+from processing.admin.influxguard import Guard
+from tests.integration.harness import wait_until
+from tests.integration.security_stack import SECRETS, write_admin_toml
+from wellsense_cli.localservices import Influxd
+
+pytestmark = pytest.mark.integration
+ORG, BUCKET = "sec-influx", "sec"
+NOW_NS = time.time_ns() // 10**9 * 10**9
+
+
+@pytest.fixture(scope="module")
+def stack(
+    influxd: Influxd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[settings.AdminConfig, influxsetup.SetupResult, dict[str, InfluxApi]]]:
+    d = tmp_path_factory.mktemp("influx-setup")
+    write_admin_toml(d, port=1, influx_url=influxd.url, org=ORG, bucket=BUCKET)
+    config = settings.load(d / "admin.toml")
+    first = influxsetup.setup(config, influxd.token, d / "secrets")
+    again = influxsetup.setup(config, influxd.token, d / "secrets")
+    assert again.bucket_ids == first.bucket_ids and again.task_id == first.task_id
+    tokens = {role: path.read_text().strip() for role, path in first.token_files.items()}
+    SECRETS.update(tokens.values())
+    apis = {role: InfluxApi(influxd.url, token) for role, token in tokens.items()}
+    apis["operator"] = InfluxApi(influxd.url, influxd.token)
+    yield config, first, apis
+
+
+def _refused(call: object) -> int:
+    with pytest.raises(InfluxApiError) as info:
+        call()  # type: ignore[operator]
+    assert info.value.status in (401, 403, 404), info.value
+    return info.value.status
+
+
+def test_token_files_are_private_and_retention_follows_the_config(stack) -> None:  # type: ignore[no-untyped-def]
+    _config, result, apis = stack
+    for path in result.token_files.values():
+        assert Path(path).stat().st_mode & 0o077 == 0
+    bucket = apis["operator"].get(f"/api/v2/buckets/{result.bucket_ids[BUCKET]}")
+    assert bucket["retentionRules"][0]["everySeconds"] == 30 * 86_400
+
+
+def test_researcher_token_reads_but_cannot_write_or_delete(stack) -> None:  # type: ignore[no-untyped-def]
+    _config, result, apis = stack
+    apis["processing"].write(
+        ORG, BUCKET, f"hr,study=sec,participant=p-r,device=d hr_bpm=60i {NOW_NS}"
+    )
+    rows = apis["researcher"].query(
+        ORG,
+        f'from(bucket: "{BUCKET}") |> range(start: -1h) '
+        '|> filter(fn: (r) => r.participant == "p-r")',
+    )
+    assert [r["_value"] for r in rows] == ["60"]
+    apis["researcher"].query(ORG, f'from(bucket: "{BUCKET}_1h") |> range(start: -1h)')
+    _refused(lambda: apis["researcher"].write(ORG, BUCKET, f"hr,participant=x hr_bpm=1i {NOW_NS}"))
+    _refused(lambda: apis["researcher"].write(ORG, f"{BUCKET}_1h", f"x v=1i {NOW_NS}"))
+    _refused(
+        lambda: apis["researcher"].delete_points(
+            ORG, BUCKET, "1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z", 'participant="p-r"'
+        )
+    )
+    _refused(
+        lambda: apis["researcher"].delete_resource(f"/api/v2/buckets/{result.bucket_ids[BUCKET]}")
+    )
+
+
+@pytest.fixture(scope="module")
+def guard(stack) -> Iterator[InfluxApi]:  # type: ignore[no-untyped-def]
+    """The write guard in front of InfluxDB, as processing reaches it in a deployment."""
+    config, result, _apis = stack
+    server = Guard(
+        ("127.0.0.1", 0),
+        influx_url=config.influx.url,
+        org=ORG,
+        bucket=BUCKET,
+        influx_token=result.token_files["processing"].read_text().strip(),
+        client_token=result.token_files["guard-client"].read_text().strip(),
+    )
+    SECRETS.add(server.client_token)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield InfluxApi(f"http://127.0.0.1:{server.server_address[1]}", server.client_token)
+    server.shutdown()
+    server.server_close()
+
+
+def test_processing_token_reads_and_writes_but_cannot_delete(stack, guard: InfluxApi) -> None:  # type: ignore[no-untyped-def]
+    config, result, _apis = stack
+    guard.write(ORG, BUCKET, f"hr,study=sec,participant=p-w,device=d hr_bpm=70i {NOW_NS}")
+    query = (
+        f'from(bucket: "{BUCKET}") |> range(start: -1h) '
+        '|> filter(fn: (r) => r.participant == "p-w")'
+    )
+    assert guard.query(ORG, query)
+    everything = ("1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+    # No deleting raw points, buckets, downsampled data, tokens, tasks or the org.
+    _refused(lambda: guard.delete_points(ORG, BUCKET, *everything, 'participant="p-w"'))
+    _refused(lambda: guard.delete_points(ORG, BUCKET, *everything, '_measurement="hr"'))
+    _refused(lambda: guard.delete_points(ORG, BUCKET, *everything, '_measurement="daily"'))
+    _refused(lambda: guard.delete_points(ORG, f"{BUCKET}_1h", *everything, 'participant="p-w"'))
+    for resource in (
+        f"buckets/{result.bucket_ids[BUCKET]}",
+        f"buckets/{result.bucket_ids[BUCKET + '_1h']}",
+        f"tasks/{result.task_id}",
+        f"orgs/{result.org_id}",
+    ):
+        _refused(lambda r=resource: guard.delete_resource(f"/api/v2/{r}"))
+    _refused(
+        lambda: guard.post("/api/v2/authorizations", {"orgID": result.org_id, "permissions": []})
+    )
+    _refused(lambda: guard.post("/api/v2/buckets", {"orgID": result.org_id, "name": "extra"}))
+    _refused(lambda: guard.write(ORG, f"{BUCKET}_1h", f"x v=1i {NOW_NS}"))
+    assert guard.query(ORG, query), "the data survived every attempt"
+    # The guard's credential is not an InfluxDB token at all.
+    _refused(lambda: InfluxApi(config.influx.url, guard._token).query(ORG, query))
+
+
+def test_processing_may_replace_a_single_feature_point(stack, guard: InfluxApi) -> None:  # type: ignore[no-untyped-def]
+    ts = NOW_NS - 3600 * 10**9
+    guard.write(ORG, BUCKET, f"daily,study=sec,participant=p-f,tz=UTC hr_mean=60 {ts}")
+    start = datetime.fromtimestamp(ts / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.000000000Z")
+    stop = datetime.fromtimestamp(ts / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.000000001Z")
+    guard.delete_points(
+        ORG, BUCKET, start, stop, '_measurement="daily" AND study="sec" AND participant="p-f"'
+    )
+    assert not guard.query(
+        ORG,
+        f'from(bucket: "{BUCKET}") |> range(start: -1d) '
+        '|> filter(fn: (r) => r.participant == "p-f")',
+    )
+
+
+def test_downsampling_task_keeps_the_participant_tag(stack) -> None:  # type: ignore[no-untyped-def]
+    _config, result, apis = stack
+    op = apis["operator"]
+    op.write(
+        ORG,
+        BUCKET,
+        "\n".join(
+            f"hr,study=sec,participant=p-d,device=d1 hr_bpm={60 + i}i {NOW_NS - i * 10**9}"
+            for i in range(10)
+        ),
+    )
+    op.post(f"/api/v2/tasks/{result.task_id}/runs", {})
+    query = (
+        f'from(bucket: "{BUCKET}_1h") |> range(start: -3d) '
+        '|> filter(fn: (r) => r.participant == "p-d")'
+    )
+    wait_until(lambda: op.query(ORG, query), 30, "the downsampling task's output")
+    fields = {r["_field"] for r in op.query(ORG, query)}
+    assert {"hr_bpm_mean", "hr_bpm_min", "hr_bpm_max"} <= fields
+
+
+def test_the_influxdb_client_library_works_through_the_guard(stack, guard: InfluxApi) -> None:  # type: ignore[no-untyped-def]
+    """Processing uses influxdb-client: its write, query and delete calls pass the guard."""
+    from influxdb_client import InfluxDBClient
+    from influxdb_client.client.write_api import SYNCHRONOUS
+
+    ts = NOW_NS - 7200 * 10**9
+    with InfluxDBClient(url=guard.url, token=guard._token, org=ORG) as client:
+        client.write_api(write_options=SYNCHRONOUS).write(
+            BUCKET, ORG, f"hrv_window,study=sec,participant=p-c,window=300s rmssd_ms=30 {ts}"
+        )
+        flux = (
+            f'from(bucket: "{BUCKET}") |> range(start: -1d) '
+            '|> filter(fn: (r) => r.participant == "p-c")'
+        )
+        assert len(client.query_api().query(flux)) == 1
+        start = datetime.fromtimestamp(ts / 1e9, UTC)
+        client.delete_api().delete(
+            start,
+            datetime.fromtimestamp(ts / 1e9 + 1e-6, UTC),
+            '_measurement="hrv_window" AND participant="p-c"',
+            bucket=BUCKET,
+            org=ORG,
+        )
+        assert not client.query_api().query(flux)
