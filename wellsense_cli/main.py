@@ -20,11 +20,20 @@ class Subcommand(NamedTuple):
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
+    # gateway
     "collect": Subcommand("collector.cli", "run the BLE gateway collector, or scan for sensors"),
-    "process": Subcommand(
-        "processing.cli", "run the processing service (MQTT -> features -> InfluxDB)"
-    ),
+    "doctor": Subcommand("collector.doctor", "check a gateway: BlueZ, broker, clock, disk, outbox"),
+    # server
+    "process": Subcommand("processing.cli", "run the processing service (MQTT -> InfluxDB)"),
     "features": Subcommand("processing.features.cli", "compute features offline from files"),
+    # study administration
+    "enroll": Subcommand("processing.admin.enroll", "enrol a participant and gateway"),
+    "participant": Subcommand("processing.admin.participant", "list, withdraw or erase"),
+    "notice": Subcommand("processing.admin.notice", "plain-language notice for participants"),
+    "broker": Subcommand("processing.admin.broker", "render the Mosquitto config and ACLs"),
+    "influx-setup": Subcommand("processing.admin.influxsetup", "buckets, tasks and tokens"),
+    "influx-guard": Subcommand("processing.admin.influxguard", "InfluxDB write guard"),
+    # local development
     "services": Subcommand("wellsense_cli.services", "start/stop local Mosquitto and InfluxDB"),
     "demo": Subcommand("wellsense_cli.demo", "run the end-to-end demo on simulated wearables"),
 }
