@@ -15,8 +15,9 @@ export WELLSENSE_INFLUXD_VERSION := $(INFLUXD_VERSION)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # mosquitto: broker; dbus-daemon: private bus for the emulated BlueZ;
-# openssl: throwaway test CA; python3-venv: the virtualenv.
-DEB_PACKAGES := mosquitto dbus-daemon openssl python3-venv ca-certificates
+# openssl: throwaway test CA; python3-venv: the virtualenv; chromium: the report
+# test renders the HTML report headless.
+DEB_PACKAGES := mosquitto dbus-daemon openssl python3-venv ca-certificates chromium
 
 .PHONY: help setup deps venv influxd test test-fast lint demo services-up services-down services-env bench clean
 

@@ -26,6 +26,19 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     # server
     "process": Subcommand("processing.cli", "run the processing service (MQTT -> InfluxDB)"),
     "features": Subcommand("processing.features.cli", "compute features offline from files"),
+    # researchers
+    "query": Subcommand(
+        "processing.research.cli_query", "query raw data, features or self-reports"
+    ),
+    "export": Subcommand(
+        "processing.research.cli_export", "export a cohort (CSV, Parquet, mHealth)"
+    ),
+    "report": Subcommand(
+        "processing.research.cli_report", "a participant's self-contained HTML report"
+    ),
+    "selfreport": Subcommand(
+        "processing.research.cli_selfreport", "import self-reports; agreement"
+    ),
     # study administration
     "enroll": Subcommand("processing.admin.enroll", "enrol a participant and gateway"),
     "participant": Subcommand("processing.admin.participant", "list, withdraw or erase"),
