@@ -33,6 +33,8 @@ class SensorState:
     battery_pct: int | None = None
     samples: int = 0
     parse_errors: int = 0
+    last_rsc_ns: int | None = None
+    step_carry: float = 0.0  # fraction of a step not yet reported
 
 
 @dataclass
@@ -84,7 +86,7 @@ class Ingest:
                         ts_ns=item.received_ns,
                         cadence_spm=float(rsc.cadence_per_min),
                         speed_mps=rsc.speed_m_s,
-                        steps=None,
+                        steps=self._steps(rsc.cadence_per_min, item, state),
                         counts=None,
                     ),
                 )
@@ -96,6 +98,25 @@ class Ingest:
             return
         state.samples += 1
         state.last_sample_ns = item.received_ns
+
+    @staticmethod
+    def _steps(cadence_per_min: int, item: ev.RawNotification, state: SensorState) -> int | None:
+        """Steps since the previous RSC sample of this connection, from the cadence.
+
+        RSC reports an instantaneous cadence, not a step count, so steps are
+        integrated (cadence x elapsed time), carrying fractions forward so
+        nothing is lost to rounding. The first sample of a connection has no
+        interval to cover and reports None.
+        """
+        previous = state.last_rsc_ns
+        state.last_rsc_ns = item.received_ns
+        if previous is None or item.received_ns <= previous:
+            state.step_carry = 0.0
+            return None
+        exact = cadence_per_min * (item.received_ns - previous) / 60e9 + state.step_carry
+        steps = int(exact)
+        state.step_carry = exact - steps
+        return steps
 
     def _contact(self, contact: bool | None, ts_ns: int, route: Route, state: SensorState) -> None:
         if contact is None or contact == state.contact:
@@ -135,6 +156,7 @@ class Ingest:
         elif isinstance(item, ev.SensorDisconnected):
             state.connected = False
             state.contact = None
+            state.last_rsc_ns = None  # no steps are claimed across a gap
             self._status(route, ts, "disconnected", detail=item.reason)
         elif isinstance(item, ev.Gap):
             log.info(
