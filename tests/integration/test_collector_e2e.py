@@ -77,6 +77,7 @@ def test_several_sensors_every_sample_once_per_seq_in_order(
         }
         assert_complete_and_ordered(sub)
     finally:
+        collector.stop()
         sub.close()
 
 
@@ -97,6 +98,7 @@ def test_broker_down_60s_loses_nothing(
         assert sub.samples("hr") == sent, "samples missing after a 60 s broker outage"
         assert_complete_and_ordered(sub)
     finally:
+        collector.stop()
         sub.close()
         if mosquitto.pid is None:
             mosquitto.start()
@@ -118,6 +120,7 @@ def test_collector_sigkill_and_restart_loses_no_sequence_number(
         # sent again after the restart carries the same number and bytes.
         assert_complete_and_ordered(sub)
     finally:
+        collector.stop()
         sub.close()
 
 
@@ -157,4 +160,5 @@ def test_sensor_disconnecting_20_times_is_reconnected_and_gaps_labelled(
         assert kinds.count("disconnected") >= 20
         assert_complete_and_ordered(sub)
     finally:
+        collector.stop()
         sub.close()
