@@ -48,7 +48,10 @@ MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     ),
     "daily": (("study", "participant", "tz"), ("<daily features>",)),
     "wellsense_self": (("study", "worker"), ("<counters>",)),
-    "alert": (("study", "participant", "rule", "severity"), ("message", "value")),
+    "alert": (
+        ("study", "participant", "device", "gateway", "rule", "severity"),
+        ("state", "message", "value"),
+    ),
     "self_report": (("study", "participant", "instrument"), ("<items>",)),
 }
 

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     # server
     "process": Subcommand("processing.cli", "run the processing service (MQTT -> InfluxDB)"),
     "features": Subcommand("processing.features.cli", "compute features offline from files"),
+    "rules": Subcommand("processing.rules.cli", "lint, replay and run the alert rules"),
     # researchers
     "query": Subcommand(
         "processing.research.cli_query", "query raw data, features or self-reports"
