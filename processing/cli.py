@@ -15,8 +15,10 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 EXIT_CONFIG = 2
+
 
 def configure_logging(level: str = "info") -> None:
     """JSON lines on stdout, shared with the collector (``collector.logs``)."""
@@ -62,4 +64,46 @@ def main(argv: list[str], prog: str = "wellsense process") -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return Service(config, stop=stop).run()
+    from processing.rules.errors import RuleSetError
+
+    try:
+        rules_thread = _start_rules(config, stop, log) if config.rules.enabled else None
+    except RuleSetError as exc:
+        for problem in exc.errors:
+            print(problem.render(), file=sys.stderr)
+        print(f"{prog}: {len(exc.errors)} errors in the rules; nothing runs", file=sys.stderr)
+        return EXIT_CONFIG
+    code = Service(config, stop=stop).run()
+    stop.set()
+    if rules_thread is not None:
+        rules_thread.join(timeout=30)
+    return code
+
+
+def _start_rules(config: Any, stop: threading.Event, log: logging.Logger) -> threading.Thread:
+    """Run the alert rules in this worker, on their own thread and schedule.
+
+    The rule engine reads its inputs (status, daily features) back from
+    InfluxDB, like the feature jobs, so it sees every participant whichever
+    worker stored their data; enable it on one worker only, or alerts repeat.
+    """
+    from processing.rules.loader import load_rules
+    from processing.rules.runner import serve
+
+    rules = load_rules(config.rules.directory)
+
+    def run() -> None:
+        try:
+            serve(
+                config,
+                rules,
+                interval_s=config.rules.interval_s,
+                lookback_s=config.rules.lookback_s,
+                stop=stop,
+            )
+        except Exception:
+            log.exception("the rules runner failed; processing continues without alerts")
+
+    thread = threading.Thread(target=run, name="wellsense-rules", daemon=True)
+    thread.start()
+    return thread

@@ -67,6 +67,16 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """The alert rules, evaluated inside this worker (enable on one worker only)."""
+
+    enabled: bool
+    directory: Path | None
+    interval_s: float
+    lookback_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessingConfig:
     path: Path
     study: str
@@ -81,6 +91,7 @@ class ProcessingConfig:
     session_expiry_s: int
     influx: InfluxConfig
     features: FeatureConfig
+    rules: RulesConfig = RulesConfig(False, None, 60.0, 35 * 86400.0)
 
     def topic_filters(self) -> list[str]:
         """What to subscribe to: participant streams and gateway health/state."""
@@ -124,6 +135,7 @@ def load(path: Path) -> ProcessingConfig:
 
     influx = _influx(root.table("influx"))
     features = _features(root.table("features"))
+    rules = _rules(root.table("rules"))
     root.reject_unknown()
     return ProcessingConfig(
         path=path,
@@ -139,6 +151,7 @@ def load(path: Path) -> ProcessingConfig:
         session_expiry_s=session_expiry_s,
         influx=influx,
         features=features,
+        rules=rules,
     )
 
 
@@ -174,3 +187,18 @@ def _features(sec: Section) -> FeatureConfig:
         raise sec.error("timezone", f"unknown IANA time zone {tz!r}") from None
     sec.reject_unknown()
     return FeatureConfig(enabled, window, settle, idle, tz)
+
+
+def _rules(sec: Section) -> RulesConfig:
+    enabled = sec.bool("enabled", False)
+    directory = sec.path_value("directory")
+    if enabled and directory is None:
+        raise sec.error(
+            "directory", "required when the rules are enabled (e.g. /etc/wellsense/rules)"
+        )
+    if directory is not None and not directory.is_dir():
+        raise sec.error("directory", f"{directory} is not a directory")
+    interval_s = sec.float("interval_s", 60.0, lo=1.0, hi=86400)
+    lookback_days = sec.int("lookback_days", 35, lo=1, hi=3650)
+    sec.reject_unknown()
+    return RulesConfig(enabled, directory, interval_s, lookback_days * 86400.0)

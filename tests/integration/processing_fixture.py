@@ -232,11 +232,17 @@ class Pipeline:
 
     # -- real processes (fault tests) ---------------------------------------------------
 
-    def spawn(self, worker: str = "w1", **sections: dict[str, Any]) -> subprocess.Popen[bytes]:
+    def spawn(
+        self,
+        worker: str = "w1",
+        extra_env: dict[str, str] | None = None,
+        **sections: dict[str, Any],
+    ) -> subprocess.Popen[bytes]:
         cfg = self.write_config(worker, **sections)
         log_path = self.directory / f"processing-{worker}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSENSE_")}
         env["PYTHONPATH"] = str(REPO)
+        env.update(extra_env or {})
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "wellsense_cli.main", "process", "--config", str(cfg)],

@@ -76,14 +76,25 @@ class AlertListener:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def stack(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Emulator, Path]]:
+@pytest.fixture(params=["standalone-runner", "inside-processing"])
+def stack(
+    request: pytest.FixtureRequest, pipeline: Pipeline, tmp_path: Path
+) -> Iterator[tuple[Pipeline, Emulator, Path]]:
+    """The whole chain; the rules run either as `wellsense rules run` or inside processing."""
     emulator = Emulator(tmp_path, participants=1, time_scale=TIME_SCALE).start()
     collector: Collector | None = None
     runner: subprocess.Popen[bytes] | None = None
     try:
         emulator.ctl("worn", ADDRESS, "on")  # worn until the test says otherwise
-        pipeline.start(features={"enabled": False})
+        if request.param == "inside-processing":
+            pipeline.spawn(
+                extra_env=dict(emulator.env),  # the simulation clock
+                features={"enabled": False},
+                rules={"enabled": True, "directory": str(REPO / "rules"), "interval_s": 1},
+            )
+            log_path = pipeline.directory / "processing-w1.log"
+        else:
+            pipeline.start(features={"enabled": False})
         cfg = write_collector_config(
             tmp_path / "gateway.toml",
             pipeline.broker,
@@ -92,31 +103,32 @@ def stack(pipeline: Pipeline, tmp_path: Path) -> Iterator[tuple[Pipeline, Emulat
             data_dir=tmp_path / "gw-data",
         )
         collector = Collector(cfg, pipeline.broker, emulator, tmp_path / "collector.log").start()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("WELLSENSE_")},
-            **emulator.env,  # the simulation clock
-            "PYTHONPATH": str(REPO),
-        }
-        log_path = tmp_path / "rules.log"
-        with log_path.open("wb") as out:
-            runner = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "processing.rules.cli",
-                    "run",
-                    "--config",
-                    str(pipeline.write_config()),
-                    "--rules",
-                    str(REPO / "rules"),
-                    "--interval",
-                    "1s",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=REPO,
-            )
+        if request.param == "standalone-runner":
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("WELLSENSE_")},
+                **emulator.env,  # the simulation clock
+                "PYTHONPATH": str(REPO),
+            }
+            log_path = tmp_path / "rules.log"
+            with log_path.open("wb") as out:
+                runner = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "processing.rules.cli",
+                        "run",
+                        "--config",
+                        str(pipeline.write_config()),
+                        "--rules",
+                        str(REPO / "rules"),
+                        "--interval",
+                        "1s",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=REPO,
+                )
         yield pipeline, emulator, log_path
     finally:
         if runner is not None and runner.poll() is None:
