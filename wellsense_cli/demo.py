@@ -81,15 +81,19 @@ def _write_configs(run: Run, env: dict[str, str]) -> tuple[Path, Path]:
         f'[gateway]\nstudy = "{run.study}"\nid = "gw-demo"\ndata_dir = "{d / "gateway"}"\n'
         f'[mqtt]\nurl = "{env["WELLSENSE_MQTT_URL"]}"\n'
         f'username = "{env["WELLSENSE_MQTT_USERNAME"]}"\nca_file = "{env["WELLSENSE_MQTT_CA"]}"\n'
-        "[batch]\nmax_interval_s = 2\nmax_samples = 200\n"
+        # batches close every simulated 6 min, so "last seen" stays fresh at x720
+        "[batch]\nmax_interval_s = 0.5\nmax_samples = 200\n"
         "[ble]\nreconnect_min_s = 0.2\nreconnect_max_s = 5\nbattery_interval_s = 5\n"
-        f"[health]\ninterval_s = 10\n{sensors}"
+        # health every simulated 12 min: the gateway-offline rule allows 30
+        f"[health]\ninterval_s = 1\n{sensors}"
     )
     processing = d / "processing.toml"
     processing.write_text(
         "# Written by `wellsense demo`; see deploy/server/processing.sample.toml\n"
         f'[service]\nstudy = "{run.study}"\nworker = "demo"\nstats_interval_s = 10\n'
         "[features]\nsettle_s = 60\nidle_s = 5\n"
+        f'[rules]\nenabled = true\ndirectory = "{Path(__file__).resolve().parents[1] / "rules"}"\n'
+        "interval_s = 5\n"
     )
     return collector, processing
 
@@ -249,7 +253,7 @@ def run_demo(args: argparse.Namespace) -> int:
             _spawn(
                 [py, "-m", "wellsense_cli.main", "process", "--config", str(processing_conf)],
                 run.directory / "processing.log",
-                child_env,
+                {**child_env, **sim_env},  # alert rules run on the simulated clock
             )
         )
         _say("[4/5] gateway collector (bleak -> outbox -> MQTT) ...")
@@ -260,6 +264,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         procs.append(collector)
         started = time.monotonic()
+        strap_off = "pending"
         while time.monotonic() - started < args.seconds:
             time.sleep(min(10.0, args.seconds - (time.monotonic() - started)))
             for proc, name in ((procs[1], "processing"), (collector, "collector")):
@@ -271,11 +276,51 @@ def run_demo(args: argparse.Namespace) -> int:
                     )
                     return 1
             _progress(run, env, started, args.seconds, window)
+            strap_off = _strap_off_script(
+                run, py, sim_env, time.monotonic() - started, args.seconds, strap_off
+            )
         _say("      day over: stopping the collector (it flushes its outbox first) ...")
         _stop(collector)
         _say("      letting processing finish the last windows and daily features ...")
         _wait_for_features(env, run, window)
     return _summary(env, run, window)
+
+
+def _strap_off_script(
+    run: Run, py: str, sim_env: dict[str, str], elapsed: float, total: float, state: str
+) -> str:
+    """The last participant takes the strap off late morning and puts it on after lunch.
+
+    Shows the wear rule at work: it fires while the strap is off and
+    resolves when it is back on.
+    """
+    address = f"C0:FF:EE:00:00:{run.participants:02X}"
+    who = f"p-{run.participants:04d}"
+    action = None
+    if state == "pending" and elapsed >= 0.40 * total:
+        action, state = "off", "off"
+        _say(f"      {who} takes the strap off (the emulator stops their skin contact) ...")
+    elif state == "off" and elapsed >= 0.58 * total:
+        action, state = "on", "done"
+        _say(f"      {who} puts the strap back on ...")
+    if action:
+        subprocess.run(
+            [
+                py,
+                "-m",
+                "wellsense_sim",
+                "ctl",
+                "--bus",
+                sim_env["DBUS_SYSTEM_BUS_ADDRESS"],
+                "worn",
+                address,
+                action,
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    return state
 
 
 def _wait_for_features(env: dict[str, str], run: Run, window: tuple[str, str]) -> None:
@@ -324,6 +369,37 @@ def _sequence_check(
     return out
 
 
+def _alerts(
+    env: dict[str, str], run: Run, window: tuple[str, str]
+) -> list[tuple[str, str, str, str]]:
+    """(time, subject, rule, state) of every alert event of the run."""
+    from influxdb_client import InfluxDBClient
+
+    query = (
+        f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}")'
+        f" |> range(start: {window[0]}, stop: {window[1]})"
+        f' |> filter(fn: (r) => r._measurement == "alert" and r.study == "{run.study}"'
+        ' and r._field == "state") |> group() |> sort(columns: ["_time"])'
+    )
+    with InfluxDBClient(
+        url=env["WELLSENSE_INFLUX_URL"],
+        token=env["WELLSENSE_INFLUX_TOKEN"],
+        org=env["WELLSENSE_INFLUX_ORG"],
+        timeout=30_000,
+    ) as client:
+        tables = client.query_api().query(query)
+    return [
+        (
+            f"{r.get_time():%H:%M}",
+            str(r.values.get("participant") or r.values.get("gateway")),
+            str(r.values.get("rule")),
+            str(r.get_value()),
+        )
+        for t in tables
+        for r in t.records
+    ]
+
+
 def _summary(env: dict[str, str], run: Run, window: tuple[str, str]) -> int:
     hr = _flux_count(env, run, "hr", "hr_bpm", *window)
     rr = _flux_count(env, run, "rr", "rr_ms", *window)
@@ -353,6 +429,15 @@ def _summary(env: dict[str, str], run: Run, window: tuple[str, str]) -> int:
         hr.get(f"p-{i:04d}", 0) > 0 and hrv.get(f"p-{i:04d}", 0) > 0
         for i in range(1, run.participants + 1)
     )
+    alerts = _alerts(env, run, window)
+    if alerts:
+        _say("\n  Alerts for the study team (screening signals, not diagnoses):")
+        for when, subject, rule, state in alerts[:12]:
+            _say(f"    {when} UTC  {subject:<10} {rule:<28} {state}")
+        if len(alerts) > 12:
+            _say(f"    ... and {len(alerts) - 12} more (wellsense query alert)")
+    else:
+        _say("\n  No alerts fired (rules in rules/*.toml).")
     messages = sum(n for n, _ in sequences.values())
     missing = sum(m for _, m in sequences.values())
     _say(f"""
@@ -363,12 +448,10 @@ Logs and configs: {run.directory}/ (collector.log, processing.log, emulator.log)
 
 Look further (the services are still running):
   eval "$(make -s services-env)"          # the eight WELLSENSE_* settings
-  .venv/bin/python -c 'import os; from influxdb_client import InfluxDBClient as C; \\
-    c = C(url=os.environ["WELLSENSE_INFLUX_URL"], token=os.environ["WELLSENSE_INFLUX_TOKEN"], \\
-    org=os.environ["WELLSENSE_INFLUX_ORG"]); print(c.query_api().query_data_frame( \\
-    "from(bucket: \\"wellsense\\") |> range(start: {window[0]}, stop: {window[1]}) \\
-    |> filter(fn: (r) => r._measurement == \\"hrv_window\\" and r.study == \\"{run.study}\\") \\
-    |> pivot(rowKey: [\\"_time\\"], columnKey: [\\"_field\\"], valueColumn: \\"_value\\")"))'
+  export WELLSENSE_STUDY={run.study}
+  .venv/bin/wellsense query participants
+  .venv/bin/wellsense query hrv_window -p p-0001 --from {window[0][:10]} --to {window[0][:10]}
+  .venv/bin/wellsense report p-0001 --from {window[0][:10]} --to {window[0][:10]} --out report.html
   make services-down                      # stop Mosquitto and InfluxDB when done
 """)
     return 0 if ok and missing == 0 else 1
