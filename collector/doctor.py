@@ -139,24 +139,13 @@ def check_adapter(adapter: str) -> Finding:
 
 def check_broker(config: CollectorConfig, timeout_s: float = 10.0) -> Finding:
     """Log in to the broker as the collector would (TLS, username, password)."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    from collector.mqtt import new_client
 
     s = config.mqtt
     where = f"{s.host}:{s.port}"
     done = threading.Event()
     result: dict[str, Any] = {}
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        protocol=mqtt.MQTTv5,
-        client_id=f"wellsense-doctor-{config.gateway}",
-    )
-    if s.tls:
-        client.tls_set(
-            ca_certs=str(s.ca_file) if s.ca_file else None, tls_version=ssl.PROTOCOL_TLS_CLIENT
-        )
-    if s.username:
-        client.username_pw_set(s.username, s.password)
+    client = new_client(s, f"wellsense-doctor-{config.gateway}")
 
     def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         result["rc"] = rc

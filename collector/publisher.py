@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -26,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from collector import wire
+from collector.mqtt import new_client
 from collector.outbox import Outbox
 from collector.tomlconfig import MqttSettings
 
@@ -92,20 +91,7 @@ class Publisher:
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"wellsense-gw-{self.gateway}",
-            protocol=mqtt.MQTTv5,
-        )
-        if s.tls:
-            client.tls_set(
-                ca_certs=str(s.ca_file) if s.ca_file else None,
-                certfile=str(s.client_cert_file) if s.client_cert_file else None,
-                keyfile=str(s.client_key_file) if s.client_key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if s.username:
-            client.username_pw_set(s.username, s.password)
+        client = new_client(s, f"wellsense-gw-{self.gateway}")
         client.will_set(self._state_topic, self._state_payload("offline"), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=60)
         # Our outbox bounds what is queued; paho must never drop on its own.

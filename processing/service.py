@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -35,12 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import wire
+from collector.mqtt import new_client
 from processing import deadletter, schema
 from processing.config import ProcessingConfig
 from processing.dedup import SeqTracker, Verdict
@@ -129,21 +128,7 @@ class Service:
 
     def _make_client(self) -> mqtt.Client:
         s = self.config.mqtt
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.config.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        if s.tls:
-            client.tls_set(
-                ca_certs=str(s.ca_file) if s.ca_file else None,
-                certfile=str(s.client_cert_file) if s.client_cert_file else None,
-                keyfile=str(s.client_key_file) if s.client_key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if s.username:
-            client.username_pw_set(s.username, s.password)
+        client = new_client(s, self.config.client_id, manual_ack=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         # Dead letters are our only publishes; the broker bounds what it sends us.
         client.max_inflight_messages_set(100)

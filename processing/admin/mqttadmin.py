@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from collector.mqtt import new_client
 from collector.tomlconfig import MqttSettings
 
 
@@ -30,18 +30,7 @@ class AdminSession:
         self._lock = threading.Lock()
         self._retained: dict[str, bytes] = {}
         self._messages: queue.SimpleQueue[tuple[str, bytes, bool]] = queue.SimpleQueue()
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            protocol=mqtt.MQTTv5,
-            client_id=f"wellsense-admin-{time.time_ns() % 10**9}",
-        )
-        if settings.tls:
-            client.tls_set(
-                ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if settings.username:
-            client.username_pw_set(settings.username, settings.password)
+        client = new_client(settings, f"wellsense-admin-{time.time_ns() % 10**9}")
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         self.client = client

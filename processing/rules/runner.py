@@ -24,7 +24,6 @@ import argparse
 import logging
 import os
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -70,22 +69,12 @@ class MqttAlertSink:
     """Publishes events (QoS 1) and retained alert states on the study's alert topics."""
 
     def __init__(self, config: Any, *, client_id: str) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
+        from collector.mqtt import new_client
 
         s = config.mqtt
         self.study = config.study
         self.connected = threading.Event()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        if s.tls:
-            client.tls_set(
-                ca_certs=str(s.ca_file) if s.ca_file else None,
-                certfile=str(s.client_cert_file) if s.client_cert_file else None,
-                keyfile=str(s.client_key_file) if s.client_key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if s.username:
-            client.username_pw_set(s.username, s.password)
+        client = new_client(s, client_id)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
