@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wellsense_cli import localservices as ls
 
@@ -41,9 +42,9 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _services() -> tuple[dict[str, str], bool]:
+def _services(directory: Path) -> tuple[dict[str, str], bool]:
     """Settings of running local services, starting them if needed; True if started now."""
-    directory = SERVICES_DIR.resolve()
+    directory = directory.resolve()
     state = ls.load_state(directory)
     if state and all(ls.running(state).values()):
         return state["env"], False
@@ -98,52 +99,42 @@ def _write_configs(run: Run, env: dict[str, str]) -> tuple[Path, Path]:
     return collector, processing
 
 
-def _flux_count(
-    env: dict[str, str], run: Run, measurement: str, field: str, start: str, stop: str
-) -> dict[str, int]:
+def _records(env: dict[str, str], flux: str) -> list[Any]:
+    """Run a Flux query (``flux`` follows ``from(bucket)``) and return its records."""
     from influxdb_client import InfluxDBClient
 
-    query = (
-        f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}") |> range(start: {start}, stop: {stop})'
-        f' |> filter(fn: (r) => r._measurement == "{measurement}" and r.study == "{run.study}"'
-        f' and r._field == "{field}") |> group(columns: ["participant"]) |> count()'
-    )
+    query = f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}") {flux}'
     with InfluxDBClient(
         url=env["WELLSENSE_INFLUX_URL"],
         token=env["WELLSENSE_INFLUX_TOKEN"],
         org=env["WELLSENSE_INFLUX_ORG"],
         timeout=30_000,
     ) as client:
-        tables = client.query_api().query(query)
-    return {str(r.values.get("participant")): int(r.get_value()) for t in tables for r in t.records}
+        return [r for t in client.query_api().query(query) for r in t.records]
 
 
-def _flux_mean(
+def _per_participant(
     env: dict[str, str],
     run: Run,
     measurement: str,
     field: str,
-    start: str,
-    stop: str,
-    fn: str = "mean",
+    window: tuple[str, str],
+    fn: str = "count",
 ) -> dict[str, float]:
-    from influxdb_client import InfluxDBClient
-
-    query = (
-        f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}") |> range(start: {start}, stop: {stop})'
+    """``fn`` (count, mean, median) of one field per participant over ``window``."""
+    records = _records(
+        env,
+        f"|> range(start: {window[0]}, stop: {window[1]})"
         f' |> filter(fn: (r) => r._measurement == "{measurement}" and r.study == "{run.study}"'
-        f' and r._field == "{field}") |> group(columns: ["participant"]) |> {fn}()'
+        f' and r._field == "{field}") |> group(columns: ["participant"]) |> {fn}()',
     )
-    with InfluxDBClient(
-        url=env["WELLSENSE_INFLUX_URL"],
-        token=env["WELLSENSE_INFLUX_TOKEN"],
-        org=env["WELLSENSE_INFLUX_ORG"],
-        timeout=30_000,
-    ) as client:
-        tables = client.query_api().query(query)
-    return {
-        str(r.values.get("participant")): float(r.get_value()) for t in tables for r in t.records
-    }
+    return {str(r.values.get("participant")): float(r.get_value()) for r in records}
+
+
+def _counts(
+    env: dict[str, str], run: Run, measurement: str, field: str, window: tuple[str, str]
+) -> dict[str, int]:
+    return {p: int(n) for p, n in _per_participant(env, run, measurement, field, window).items()}
 
 
 @contextlib.contextmanager
@@ -162,7 +153,7 @@ def _progress(
     elapsed = time.monotonic() - started
     sim = run.day_start + dt.timedelta(seconds=elapsed * run.time_scale)
     try:
-        stored = sum(_flux_count(env, run, "hr", "hr_bpm", *window).values())
+        stored = sum(_counts(env, run, "hr", "hr_bpm", window).values())
     except Exception:  # progress is best effort; the summary reports errors
         stored = -1
     bar = "#" * int(20 * min(1.0, elapsed / real_s))
@@ -197,7 +188,7 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     _say("[1/5] local Mosquitto (TLS, password, ACL) and InfluxDB 2.x ...")
     try:
-        env, started_now = _services()
+        env, started_now = _services(Path(args.services_dir))
     except ls.ServiceError as exc:
         print(f"wellsense demo: {exc}", file=sys.stderr)
         return 1
@@ -329,8 +320,8 @@ def _wait_for_features(env: dict[str, str], run: Run, window: tuple[str, str]) -
     while time.monotonic() < deadline:
         time.sleep(5)
         counts = (
-            sum(_flux_count(env, run, "hr", "hr_bpm", *window).values()),
-            sum(_flux_count(env, run, "hrv_window", "n_rr", *window).values()),
+            sum(_counts(env, run, "hr", "hr_bpm", window).values()),
+            sum(_counts(env, run, "hrv_window", "n_rr", window).values()),
         )
         if counts == last:
             return
@@ -341,31 +332,21 @@ def _sequence_check(
     env: dict[str, str], run: Run, window: tuple[str, str]
 ) -> dict[str, tuple[int, int]]:
     """Per participant: messages stored and sequence numbers missing (exactly-once check)."""
-    from influxdb_client import InfluxDBClient
-
-    query = (
-        f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}")'
-        f" |> range(start: {window[0]}, stop: {window[1]})"
+    records = _records(
+        env,
+        f"|> range(start: {window[0]}, stop: {window[1]})"
         f' |> filter(fn: (r) => r.study == "{run.study}" and r._field == "seq" and'
         ' (r._measurement == "hr" or r._measurement == "activity" or'
         ' r._measurement == "device_status"))'
         ' |> group(columns: ["participant", "device"]) |> unique()'
         " |> reduce(identity: {n: 0, hi: 0}, fn: (r, accumulator) => ({n: accumulator.n + 1,"
-        " hi: if r._value > accumulator.hi then r._value else accumulator.hi}))"
+        " hi: if r._value > accumulator.hi then r._value else accumulator.hi}))",
     )
-    with InfluxDBClient(
-        url=env["WELLSENSE_INFLUX_URL"],
-        token=env["WELLSENSE_INFLUX_TOKEN"],
-        org=env["WELLSENSE_INFLUX_ORG"],
-        timeout=30_000,
-    ) as client:
-        tables = client.query_api().query(query)
     out = {}
-    for table in tables:
-        for r in table.records:
-            n, hi = int(r.values["n"]), int(r.values["hi"])
-            # Sequence numbers start at 0; the gateway's health stream has its own device.
-            out[str(r.values.get("participant"))] = (n, hi + 1 - n)
+    for r in records:
+        n, hi = int(r.values["n"]), int(r.values["hi"])
+        # Sequence numbers start at 0; the gateway's health stream has its own device.
+        out[str(r.values.get("participant"))] = (n, hi + 1 - n)
     return out
 
 
@@ -373,21 +354,12 @@ def _alerts(
     env: dict[str, str], run: Run, window: tuple[str, str]
 ) -> list[tuple[str, str, str, str]]:
     """(time, subject, rule, state) of every alert event of the run."""
-    from influxdb_client import InfluxDBClient
-
-    query = (
-        f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}")'
-        f" |> range(start: {window[0]}, stop: {window[1]})"
+    records = _records(
+        env,
+        f"|> range(start: {window[0]}, stop: {window[1]})"
         f' |> filter(fn: (r) => r._measurement == "alert" and r.study == "{run.study}"'
-        ' and r._field == "state") |> group() |> sort(columns: ["_time"])'
+        ' and r._field == "state") |> group() |> sort(columns: ["_time"])',
     )
-    with InfluxDBClient(
-        url=env["WELLSENSE_INFLUX_URL"],
-        token=env["WELLSENSE_INFLUX_TOKEN"],
-        org=env["WELLSENSE_INFLUX_ORG"],
-        timeout=30_000,
-    ) as client:
-        tables = client.query_api().query(query)
     return [
         (
             f"{r.get_time():%H:%M}",
@@ -395,20 +367,19 @@ def _alerts(
             str(r.values.get("rule")),
             str(r.get_value()),
         )
-        for t in tables
-        for r in t.records
+        for r in records
     ]
 
 
 def _summary(env: dict[str, str], run: Run, window: tuple[str, str]) -> int:
-    hr = _flux_count(env, run, "hr", "hr_bpm", *window)
-    rr = _flux_count(env, run, "rr", "rr_ms", *window)
-    act = _flux_count(env, run, "activity", "cadence_spm", *window)
-    status = _flux_count(env, run, "device_status", "seq", *window)
-    hrv = _flux_count(env, run, "hrv_window", "n_rr", *window)
-    rmssd = _flux_mean(env, run, "hrv_window", "rmssd_ms", *window, fn="median")
-    daily = _flux_count(env, run, "daily", "hr_samples", *window)
-    hr_mean = _flux_mean(env, run, "daily", "hr_mean", *window)
+    hr = _counts(env, run, "hr", "hr_bpm", window)
+    rr = _counts(env, run, "rr", "rr_ms", window)
+    act = _counts(env, run, "activity", "cadence_spm", window)
+    status = _counts(env, run, "device_status", "seq", window)
+    hrv = _counts(env, run, "hrv_window", "n_rr", window)
+    rmssd = _per_participant(env, run, "hrv_window", "rmssd_ms", window, "median")
+    daily = _counts(env, run, "daily", "hr_samples", window)
+    hr_mean = _per_participant(env, run, "daily", "hr_mean", window, "mean")
     sequences = _sequence_check(env, run, window)
     _say("[5/5] what InfluxDB now holds for the simulated day:\n")
     header = (
@@ -464,6 +435,11 @@ def main(argv: list[str], prog: str = "wellsense demo") -> int:
         "--seconds", type=float, default=120.0, help="real seconds for the simulated day (120)"
     )
     parser.add_argument("--dir", default=".demo", help="logs and configs (.demo)")
+    parser.add_argument(
+        "--services-dir",
+        default=str(SERVICES_DIR),
+        help="local Mosquitto/InfluxDB state, shared with 'make services-up' (.services)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.participants <= 50:
         parser.error("--participants must be 1..50")
