@@ -7,6 +7,10 @@ device's next sequence number, so a crash can neither reuse nor skip one.
 
 Samples not yet committed live only in memory: a power cut loses at most one
 batch interval per stream. Lower ``max_interval_s`` to shrink that window.
+
+In data minimisation mode a ``raw_sink`` is set: closed ``hr`` and
+``activity`` batches go to it (the gateway's local raw store) instead of the
+outbox, so they never reach the broker and consume no sequence number.
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ from dataclasses import dataclass, field
 
 from collector import wire
 from collector.outbox import Outbox
+
+RAW_STREAMS = frozenset({"hr", "activity"})
+"""Streams kept on the gateway in data minimisation mode."""
+
+RawSink = Callable[["Route", str, tuple[wire.Sample, ...]], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,8 @@ class Batcher:
         wall_ns: the sample clock (simulated in the demo), for ``sent_ns``.
         max_samples, max_interval_s: when a batch closes.
         on_commit: called after each commit (the publisher's ``wake``).
+        raw_sink: if set, receives closed ``hr``/``activity`` batches instead
+            of the outbox (data minimisation mode).
     """
 
     outbox: Outbox
@@ -57,7 +68,9 @@ class Batcher:
     max_interval_s: float = 10.0
     on_commit: Callable[[], None] = lambda: None
     monotonic: Callable[[], float] = time.monotonic
+    raw_sink: RawSink | None = None
     committed: int = 0
+    kept_raw: int = 0
     _pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
 
     def add(self, route: Route, stream: str, sample: wire.Sample) -> None:
@@ -87,9 +100,21 @@ class Batcher:
             del self._pending[key]
         return len(keys)
 
+    def send(self, route: Route, stream: str, samples: tuple[wire.Sample, ...]) -> None:
+        """Commit a complete batch now, bypassing the open ones (computed features)."""
+        self._write(route, stream, samples)
+
     def _commit(self, key: tuple[str, str]) -> None:
         pending = self._pending.pop(key)
         route, stream = pending.route, pending.stream
+        samples = tuple(pending.samples)
+        if self.raw_sink is not None and stream in RAW_STREAMS:
+            self.raw_sink(route, stream, samples)
+            self.kept_raw += 1
+            return
+        self._write(route, stream, samples)
+
+    def _write(self, route: Route, stream: str, samples: tuple[wire.Sample, ...]) -> None:
         if stream == "health":
             topic = wire.gateway_topic(self.study, self.gateway, "health")
         else:
@@ -97,7 +122,6 @@ class Batcher:
             topic = wire.participant_topic(self.study, route.participant, stream)
         clock = self.clock_quality()
         sent_ns = self.wall_ns()
-        samples = tuple(pending.samples)
 
         def build(seq: int) -> bytes:
             return wire.encode(

@@ -70,13 +70,18 @@ def main(argv: list[str], prog: str = "wellsense collect") -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logs.configure(args.log_level)
+    from collector.minimise import MinimiseUnavailableError
     from collector.outbox import OutboxError
+    from collector.rawstore import RawStoreError
     from collector.service import serve
 
     try:
         asyncio.run(serve(config))
     except OutboxError as exc:
         print(f"{prog}: outbox problem: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (RawStoreError, MinimiseUnavailableError) as exc:
+        print(f"{prog}: data minimisation: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
 

@@ -16,9 +16,11 @@ On a new entry the gateway, in this order:
    off across restarts;
 2. stops collecting from that participant's sensors at once and drops their
    open batches (the service's ``on_withdraw`` callback);
-3. if ``erase`` is set, deletes the participant's messages from the outbox;
+3. if ``erase`` is set, deletes the participant's messages from the outbox
+   and, in data minimisation mode, their raw data from the local raw store;
 4. acknowledges on its retained ``state`` topic:
-   ``"ack": {"id": ..., "withdrawn": [...], "purged": {participant: n}}``.
+   ``"ack": {"id": ..., "withdrawn": [...], "purged": {participant: n}}``
+   (plus ``"raw_purged": {participant: rows}`` in data minimisation mode).
 
 Applying the same command again changes nothing, so it is safe to repeat.
 """
@@ -37,6 +39,7 @@ from typing import Any, Final
 
 from collector import wire
 from collector.outbox import Outbox
+from collector.rawstore import RawStore
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +182,7 @@ class CommandHandler:
         on_withdraw: stops collection for these participants; returns once done.
         acknowledge: publishes the ack (the publisher's retained state extra).
         clock_ns: wall clock for the flags.
+        raw_store: the local raw store (data minimisation mode), purged too.
     """
 
     def __init__(
@@ -191,6 +195,7 @@ class CommandHandler:
         on_withdraw: Callable[[frozenset[str]], None],
         acknowledge: Callable[[dict[str, Any]], None],
         clock_ns: Callable[[], int] = time.time_ns,
+        raw_store: RawStore | None = None,
     ) -> None:
         self.study = study
         self.gateway = gateway
@@ -199,6 +204,7 @@ class CommandHandler:
         self.on_withdraw = on_withdraw
         self.acknowledge = acknowledge
         self.clock_ns = clock_ns
+        self.raw_store = raw_store
 
     def __call__(self, payload: bytes) -> None:
         if not payload:
@@ -224,6 +230,9 @@ class CommandHandler:
             self.on_withdraw(frozenset(changed))  # 2. sensors off, open batches dropped
         erase = [p for p, r in flags.items() if r.erase]
         purged = {p: self.outbox.purge(participant_prefixes(self.study, [p])) for p in erase}
+        raw_purged = (
+            {p: self.raw_store.erase_participant(p) for p in erase} if self.raw_store else {}
+        )
         for participant in sorted(changed):
             log.info(
                 "participant withdrawn",
@@ -231,9 +240,12 @@ class CommandHandler:
                     "participant": participant,
                     "erase": changed[participant].erase,
                     "outbox_purged": purged.get(participant, 0),
+                    "raw_purged": raw_purged.get(participant, 0),
                     "command": command.id,
                 },
             )
-        ack = {"id": command.id, "withdrawn": sorted(flags), "purged": purged}
+        ack: dict[str, Any] = {"id": command.id, "withdrawn": sorted(flags), "purged": purged}
+        if self.raw_store is not None:
+            ack["raw_purged"] = raw_purged
         self.acknowledge(ack)
         return ack

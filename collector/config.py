@@ -47,6 +47,20 @@ class BleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MinimiseConfig:
+    """Data minimisation: HRV windows computed on the gateway instead of raw uploads.
+
+    When ``enabled``, raw ``hr``/``activity`` samples stay in a local store
+    (``raw.sqlite3`` in ``data_dir``) for ``keep_raw_days`` days and only
+    per-window features (every ``window_s`` seconds) are published.
+    """
+
+    enabled: bool = False
+    window_s: int = 300
+    keep_raw_days: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class CollectorConfig:
     path: Path
     study: str
@@ -60,10 +74,15 @@ class CollectorConfig:
     ble: BleConfig
     health_interval_s: float
     sensors: tuple[SensorConfig, ...]
+    minimise: MinimiseConfig = MinimiseConfig()
 
     @property
     def outbox_path(self) -> Path:
         return self.data_dir / "outbox.sqlite3"
+
+    @property
+    def raw_store_path(self) -> Path:
+        return self.data_dir / "raw.sqlite3"
 
 
 def _id(section: Section, key: str, default: object = ...) -> str:
@@ -116,6 +135,8 @@ def load(path: Path) -> CollectorConfig:
     health_interval_s = h.float("interval_s", 60.0, lo=1.0, hi=86400.0)
     h.reject_unknown()
 
+    minimise = _minimise(root.table("minimise"))
+
     sensors = tuple(_sensor(s, gateway) for s in root.tables("sensor"))
     if not sensors:
         raise ConfigError(
@@ -143,7 +164,23 @@ def load(path: Path) -> CollectorConfig:
         ble=ble,
         health_interval_s=health_interval_s,
         sensors=sensors,
+        minimise=minimise,
     )
+
+
+def _minimise(m: Section) -> MinimiseConfig:
+    defaults = MinimiseConfig()
+    config = MinimiseConfig(
+        enabled=m.bool("enabled", defaults.enabled),
+        window_s=m.int("window_s", defaults.window_s, lo=60, hi=3600),
+        keep_raw_days=m.int("keep_raw_days", defaults.keep_raw_days, lo=1, hi=3650),
+    )
+    # Windows are aligned to the Unix epoch, like the server's: a length that
+    # divides a day keeps them on the same clock times every day.
+    if 86400 % config.window_s:
+        raise m.error("window_s", f"{config.window_s} does not divide a day (86400 s)")
+    m.reject_unknown()
+    return config
 
 
 def _sensor(s: Section, gateway: str) -> SensorConfig:

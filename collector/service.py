@@ -3,7 +3,9 @@
 One asyncio loop runs the BLE device manager and the consumer that parses
 and batches; the publisher drains the outbox on its own thread. Stopping
 (SIGTERM/SIGINT) commits every open batch before it disconnects, so an
-orderly shutdown loses nothing.
+orderly shutdown loses nothing. With ``[minimise] enabled`` raw batches go to
+the local raw store instead and only window features are published
+(:mod:`collector.minimise`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from collector.clock_quality import simulated_clock_quality, system_clock_qualit
 from collector.commands import CommandHandler, WithdrawalStore, participant_prefixes
 from collector.config import CollectorConfig, SensorConfig
 from collector.ingest import Ingest
+from collector.minimise import Minimiser
 from collector.outbox import Outbox
 from collector.publisher import Publisher
+from collector.rawstore import RawStore
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,15 @@ class CollectorService:
         self.active = tuple(s for s in config.sensors if s.participant not in flags)
         erased = [p for p, r in flags.items() if r.erase]
         self.outbox.purge(participant_prefixes(config.study, erased))
+        self.raw_store: RawStore | None = None
+        if config.minimise.enabled:
+            self.raw_store = RawStore(
+                config.raw_store_path,
+                keep_raw_days=config.minimise.keep_raw_days,
+                clock=self.now_ns,
+            )
+            for participant in erased:
+                self.raw_store.erase_participant(participant)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.publisher = Publisher(
             settings=config.mqtt,
@@ -81,6 +94,7 @@ class CollectorService:
             outbox=self.outbox,
             on_withdraw=self._withdraw_from_thread,
             acknowledge=self.publisher.acknowledge,
+            raw_store=self.raw_store,
         )
         self.batcher = Batcher(
             outbox=self.outbox,
@@ -94,6 +108,16 @@ class CollectorService:
         )
         self.routes = {s.key: Route(s.participant, s.device) for s in self.active}
         self.ingest = Ingest(self.batcher, self.routes, now_ns=self.now_ns)
+        self.minimiser: Minimiser | None = None
+        if self.raw_store is not None:
+            self.minimiser = Minimiser(
+                store=self.raw_store,
+                batcher=self.batcher,
+                routes=self.routes,
+                window_s=config.minimise.window_s,
+                now_ns=self.now_ns,
+            )
+            self.batcher.raw_sink = self.minimiser.keep
         self.health_route = Route(None, config.gateway)
         self.manager = self._manager()
 
@@ -172,6 +196,8 @@ class CollectorService:
                     while not self.manager.queue.empty():
                         self.ingest.handle(self.manager.queue.get_nowait())
                 self.batcher.flush_due()
+                if self.minimiser is not None:
+                    self.minimiser.tick()
                 if time.monotonic() >= next_health:
                     next_health = time.monotonic() + self.config.health_interval_s
                     self.batcher.add(self.health_route, "health", self.health_sample())
@@ -186,6 +212,8 @@ class CollectorService:
             self.publisher.stop()
             depth = self.outbox.stats().depth
             self.outbox.close()
+            if self.raw_store is not None:
+                self.raw_store.close()
             log.info("collector stopped", extra={"outbox_depth": depth, "drained": drained})
 
     def _log_summary(self) -> None:
@@ -208,8 +236,15 @@ class CollectorService:
                 "published": c.published,
                 "acked": c.acked,
                 "broker_connected": self.publisher.connected,
+                **self._minimise_summary(),
             },
         )
+
+    def _minimise_summary(self) -> dict[str, object]:
+        if self.raw_store is None:
+            return {}
+        raw = self.raw_store.stats()
+        return {"raw_rows": raw.rows, "raw_counters": raw.counters}
 
 
 async def serve(config: CollectorConfig) -> None:
@@ -225,6 +260,7 @@ async def serve(config: CollectorConfig) -> None:
             "study": config.study,
             "sensors": [s.key for s in service.active],
             "withdrawn_sensors": [s.key for s in config.sensors if s not in service.active],
+            "minimise": config.minimise.enabled,
         },
     )
     await service.run(stop)

@@ -7,8 +7,10 @@ processing imports it to validate every message on receipt.
 Topics
 ------
 ``wellsense/v1/<study>/<participant>/<stream>``
-    Sensor data of one participant; ``stream`` is ``hr``, ``activity`` or
-    ``status``. Names are pseudonyms, never people.
+    Sensor data of one participant; ``stream`` is ``hr``, ``activity``,
+    ``status`` or ``features`` (data minimisation mode: per-window HRV computed
+    on the gateway instead of raw ``hr``/``activity``). Names are pseudonyms,
+    never people.
 ``wellsense/v1/<study>/_gateways/<gateway>/state``
     Retained ``online``/``offline`` (the offline one is the last will). After a
     command, the ``online`` state also carries ``ack`` (see collector/commands.py).
@@ -49,6 +51,11 @@ Sample kinds (timestamps ``ts_ns`` are ns since the Unix epoch, UTC):
 * ``health``: ``{"ts_ns", "uptime_s", "outbox_depth", "outbox_oldest_age_s",
   "outbox_evicted", "sensors_connected", "sensors": {key: {"last_sample_age_s",
   "battery_pct"}}}``.
+* ``features``: one HRV window of one device, computed on the gateway with
+  ``processing.features.hrv``: ``{"ts_ns" (window start, aligned to the Unix
+  epoch), "window_s", "n_beats", "n_rr", "coverage", "kept_fraction", "flags",
+  "quality": [flag names], <each of HRV_FEATURE_KEYS>: float|null}``; ``null``
+  is an undefined (NaN) feature.
 
 Unknown fields are rejected (a typo must not silently drop data). Decoding
 errors are subclasses of :class:`WireError` and name the offending field.
@@ -59,7 +66,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeAlias
 
@@ -70,7 +77,24 @@ MAX_SAMPLES: Final = 10_000
 MAX_RR_PER_SAMPLE: Final = 512
 MAX_SEQ: Final = 2**63 - 1
 
-PARTICIPANT_STREAMS: Final = frozenset({"hr", "activity", "status"})
+PARTICIPANT_STREAMS: Final = frozenset({"hr", "activity", "status", "features"})
+#: The HRV keys of ``processing.features.hrv.HRV_KEYS`` (a unit test keeps them
+#: equal; this module cannot import NumPy code) with the plausible range of each.
+HRV_FEATURE_BOUNDS: Final[dict[str, tuple[float, float]]] = {
+    "mean_nn_ms": (0.0, 1e5),
+    "sdnn_ms": (0.0, 1e5),
+    "rmssd_ms": (0.0, 1e5),
+    "pnn50_pct": (0.0, 100.0),
+    "mean_hr_bpm": (0.0, 1000.0),
+    "sd1_ms": (0.0, 1e5),
+    "sd2_ms": (0.0, 1e5),
+    "lf_ms2": (0.0, 1e10),
+    "hf_ms2": (0.0, 1e10),
+    "lf_hf": (0.0, 1e10),
+    "dfa_alpha1": (-10.0, 10.0),
+    "sampen": (0.0, 100.0),
+}
+HRV_FEATURE_KEYS: Final = tuple(HRV_FEATURE_BOUNDS)
 STATUS_EVENTS: Final = frozenset(
     {
         "connected",
@@ -199,7 +223,45 @@ class HealthSample:
     sensors: Mapping[str, SensorHealth]
 
 
-Sample: TypeAlias = HrSample | ActivitySample | StatusSample | HealthSample
+@dataclass(frozen=True, slots=True)
+class FeaturesSample:
+    """HRV of one window of one device, computed on the gateway (data minimisation).
+
+    ``ts_ns`` is the window start (a multiple of ``window_s`` since the Unix
+    epoch); the window holds the beats with ``ts_ns <= beat < ts_ns + window_s``.
+    ``n_rr`` counts the RR intervals stored for it, ``n_beats`` the NN kept
+    after cleaning; ``flags`` is the quality bit set of
+    ``processing.features.rr_clean.Quality`` and ``quality`` its flag names.
+    A feature is ``None`` where it is undefined (NaN).
+    """
+
+    ts_ns: int
+    window_s: int
+    n_beats: int
+    n_rr: int
+    coverage: float | None
+    kept_fraction: float | None
+    flags: int
+    quality: tuple[str, ...]
+    mean_nn_ms: float | None
+    sdnn_ms: float | None
+    rmssd_ms: float | None
+    pnn50_pct: float | None
+    mean_hr_bpm: float | None
+    sd1_ms: float | None
+    sd2_ms: float | None
+    lf_ms2: float | None
+    hf_ms2: float | None
+    lf_hf: float | None
+    dfa_alpha1: float | None
+    sampen: float | None
+
+    def feature_values(self) -> dict[str, float | None]:
+        """The HRV features by key (``HRV_FEATURE_KEYS`` order)."""
+        return {key: getattr(self, key) for key in HRV_FEATURE_KEYS}
+
+
+Sample: TypeAlias = HrSample | ActivitySample | StatusSample | HealthSample | FeaturesSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +346,27 @@ def parse_topic(topic: str) -> Topic:
         if leaf == "health" and _ID_PATTERN.match(study) and _ID_PATTERN.match(gateway):
             return Topic(study, None, gateway, "health")
     raise TopicError("topic", f"{topic[:200]!r} is not a wellsense/v1 data topic")
+
+
+# --------------------------------------------------------------------------- beat times
+
+
+def rr_beat_times_ns(ts_ns: int, rr_ms: Iterable[float]) -> list[int]:
+    """Time of the beat that ends each RR interval of one ``hr`` sample.
+
+    The last interval ends at ``ts_ns``; earlier ones are back-computed by
+    subtracting the following intervals. Intervals are rounded to whole
+    nanoseconds before summing, so the result is exact and the same on every
+    machine: processing (stored ``rr`` times) and the gateway (windows in
+    data minimisation mode) must agree to the nanosecond.
+    """
+    rr_ns = [round(r * 1_000_000) for r in rr_ms]
+    times = [0] * len(rr_ns)
+    t = ts_ns
+    for i in range(len(rr_ns) - 1, -1, -1):
+        times[i] = t
+        t -= rr_ns[i]
+    return times
 
 
 # --------------------------------------------------------------------------- decoding
@@ -373,6 +456,11 @@ _HEALTH_KEYS: Final = frozenset(
     }
 )
 _SENSOR_HEALTH_KEYS: Final = frozenset({"last_sample_age_s", "battery_pct"})
+_FEATURES_KEYS: Final = frozenset(
+    {"ts_ns", "window_s", "n_beats", "n_rr", "coverage", "kept_fraction", "flags", "quality"}
+) | frozenset(HRV_FEATURE_KEYS)
+_QUALITY_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_WINDOW_BEATS: Final = 1_000_000
 _MESSAGE_KEYS: Final = frozenset(
     {
         "schema",
@@ -461,11 +549,44 @@ def _health_sample(raw: Mapping[str, Any], p: str) -> HealthSample:
     )
 
 
+def _features_sample(raw: Mapping[str, Any], p: str) -> FeaturesSample:
+    _reject_unknown(raw, _FEATURES_KEYS, p)
+    window_s = _int(_field(raw, "window_s", p), f"{p}window_s", 1, 86_400)
+    ts_ns = _ts(_field(raw, "ts_ns", p), f"{p}ts_ns")
+    if ts_ns % (window_s * 1_000_000_000):
+        raise FieldValueError(f"{p}ts_ns", f"window start is not a multiple of {window_s} s")
+    quality_raw = _field(raw, "quality", p)
+    if not isinstance(quality_raw, list):
+        raise FieldTypeError(f"{p}quality", f"expected a list, got {_kind(quality_raw)}")
+    if len(quality_raw) > 32:
+        raise FieldValueError(f"{p}quality", "more than 32 flags")
+    quality = tuple(_str(q, f"{p}quality[{i}]", 40) for i, q in enumerate(quality_raw))
+    for i, name in enumerate(quality):
+        if not _QUALITY_NAME.match(name):
+            raise FieldValueError(f"{p}quality[{i}]", f"{name!r} is not a flag name")
+    features = {
+        key: _opt_float(_field(raw, key, p), f"{p}{key}", lo, hi)
+        for key, (lo, hi) in HRV_FEATURE_BOUNDS.items()
+    }
+    return FeaturesSample(
+        ts_ns=ts_ns,
+        window_s=window_s,
+        n_beats=_int(_field(raw, "n_beats", p), f"{p}n_beats", 0, MAX_WINDOW_BEATS),
+        n_rr=_int(_field(raw, "n_rr", p), f"{p}n_rr", 0, MAX_WINDOW_BEATS),
+        coverage=_opt_float(_field(raw, "coverage", p), f"{p}coverage", 0.0, 1.0),
+        kept_fraction=_opt_float(_field(raw, "kept_fraction", p), f"{p}kept_fraction", 0.0, 1.0),
+        flags=_int(_field(raw, "flags", p), f"{p}flags", 0, 2**31 - 1),
+        quality=quality,
+        **features,
+    )
+
+
 _SAMPLE_DECODERS: dict[str, Callable[[Mapping[str, Any], str], Sample]] = {
     "hr": _hr_sample,
     "activity": _activity_sample,
     "status": _status_sample,
     "health": _health_sample,
+    "features": _features_sample,
 }
 
 
@@ -553,6 +674,8 @@ def _jsonable(sample: Sample) -> dict[str, Any]:
     data = asdict(sample)
     if isinstance(sample, HrSample):
         data["rr_ms"] = list(sample.rr_ms)
+    elif isinstance(sample, FeaturesSample):
+        data["quality"] = list(sample.quality)
     return data
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from processing import schema
 from processing.completeness import daily_completeness
 from processing.features.heart_rate import daily_hr
-from processing.features.hrv import HRV_KEYS, hrv_windows
+from processing.features.hrv import HRV_KEYS, hrv_window_at
 from processing.windows import NS, Unit
 
 log = logging.getLogger(__name__)
@@ -117,21 +117,18 @@ class FeatureJobs:
     def _hrv(self, unit: Unit) -> tuple[list[str], tuple[int, float]]:
         t_ns, rr = self._series(unit, "rr", "rr_ms")
         fp = (int(rr.size), float(rr.sum()))
-        if rr.size == 0:
+        # No stored RR (e.g. a gateway in data minimisation mode): nothing is
+        # written and nothing deleted, so gateway-computed windows stay as sent.
+        row = hrv_window_at(t_ns, rr, start_ns=unit.start_ns, window_s=self.window_s)
+        if row is None:
             return [], fp
-        # Seconds relative to the window start keep full float precision.
-        t_s = (t_ns - unit.start_ns).astype(np.float64) / NS
-        win = hrv_windows(t_s, rr, window_s=float(self.window_s), origin_s=0.0)
-        if len(win) == 0:
-            return [], fp
-        row = win.rows()[0]
         fields: dict[str, schema.FieldValue | None] = {k: row[k] for k in HRV_KEYS}
         fields.update(
             n_beats=int(row["n_beats"]),
             n_rr=int(rr.size),
             coverage=row["coverage"],
             kept_fraction=row["kept_fraction"],
-            flags=int(win.flags[0]),
+            flags=row["flags"],
             quality=",".join(row["quality"]),
         )
         text = schema.line(

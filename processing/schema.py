@@ -12,7 +12,7 @@ that they agree (:data:`MEASUREMENTS`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 from collector import wire
@@ -43,8 +43,17 @@ MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "gateway_sensor": (("study", "gateway", "sensor"), ("last_sample_age_s", "battery_pct")),
     "gateway_state": (("study", "gateway"), ("state",)),
     "hrv_window": (
-        ("study", "participant", "window"),
-        ("<hrv features>", "n_beats", "coverage", "kept_fraction", "flags", "quality"),
+        ("study", "participant", "window", "source", "device"),
+        (
+            "<hrv features>",
+            "n_beats",
+            "n_rr",
+            "coverage",
+            "kept_fraction",
+            "flags",
+            "quality",
+            "seq",
+        ),
     ),
     "daily": (("study", "participant", "tz"), ("<daily features>",)),
     "wellsense_self": (("study", "worker"), ("<counters>",)),
@@ -120,19 +129,9 @@ def line(
 # --------------------------------------------------------------------------- raw data
 
 
-def rr_beat_times_ns(ts_ns: int, rr_ms: Iterable[float]) -> list[int]:
-    """Time of the beat that ends each interval: the last one ends at ``ts_ns``.
-
-    Intervals are rounded to whole nanoseconds before summing, so the result is
-    exact and the same on every machine (idempotent rewrites).
-    """
-    rr_ns = [round(r * 1_000_000) for r in rr_ms]
-    times = [0] * len(rr_ns)
-    t = ts_ns
-    for i in range(len(rr_ns) - 1, -1, -1):
-        times[i] = t
-        t -= rr_ns[i]
-    return times
+#: Beat times of an ``hr`` sample's RR intervals; one definition, shared with the
+#: gateway's data minimisation mode (see :func:`collector.wire.rr_beat_times_ns`).
+rr_beat_times_ns = wire.rr_beat_times_ns
 
 
 def message_lines(message: wire.Message) -> list[str]:
@@ -227,8 +226,43 @@ def _message_lines(m: wire.Message) -> Iterator[str]:
             )
             assert text is not None
             yield text
+    elif m.stream == "features":
+        yield from _features_lines(m)
     else:  # pragma: no cover - the wire contract knows no other stream
         raise ValueError(f"unknown stream {m.stream!r}")
+
+
+#: ``source`` tag of ``hrv_window`` points computed on a gateway (data
+#: minimisation). Server-computed windows carry no ``source`` tag, so the two
+#: are separate series and neither computation can overwrite the other.
+GATEWAY_SOURCE: Final = "gateway"
+
+
+def _features_lines(m: wire.Message) -> Iterator[str]:
+    """``hrv_window`` points of a gateway's ``features`` message (one per window)."""
+    assert m.participant is not None
+    for s in m.samples:
+        assert isinstance(s, wire.FeaturesSample)
+        fields: dict[str, FieldValue | None] = dict(s.feature_values())
+        fields.update(
+            n_beats=s.n_beats,
+            n_rr=s.n_rr,
+            coverage=s.coverage,
+            kept_fraction=s.kept_fraction,
+            flags=s.flags,
+            quality=",".join(s.quality),
+            seq=m.seq,
+        )
+        tags = {
+            "study": m.study,
+            "participant": m.participant,
+            "window": f"{s.window_s}s",
+            "source": GATEWAY_SOURCE,
+            "device": m.device,
+        }
+        text = line("hrv_window", tags, fields, s.ts_ns)
+        assert text is not None  # n_beats and seq are always there
+        yield text
 
 
 def gateway_state_line(study: str, gateway: str, state: str, ts_ns: int) -> str:

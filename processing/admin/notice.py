@@ -56,6 +56,26 @@ def render(admin: AdminConfig, collector: CollectorConfig, processing: dict[str,
         if features_on
         else "The study's server does not compute summaries from them."
     )
+    minimise = collector.minimise
+    kept = f"{minimise.keep_raw_days} day{'s' if minimise.keep_raw_days != 1 else ''}"
+    sent = "Readings are"
+    on_gateway = "On the gateway: only until they have been sent."
+    stored = "Detailed readings and summaries"
+    if minimise.enabled:
+        # Data minimisation: say plainly that the detail never leaves the home.
+        computed = (
+            "**Only summaries leave your home.** The gateway itself turns the readings into "
+            f"summaries of heart-rate variability, one for every {_duration(minimise.window_s)}, "
+            "and sends only those, together with the sensor's battery and connection state "
+            "and the gateway's own health. The detailed readings (heart rate, the time between "
+            f"heartbeats, movement) stay on the gateway for {kept} and are then deleted."
+        )
+        sent = "The summaries and the sensor's state are"
+        on_gateway = (
+            f"On the gateway: the detailed readings for {kept}, then they are deleted; "
+            "the summaries only until they have been sent."
+        )
+        stored = "Summaries"
     return f"""# What the {admin.study.name} collects, and what happens to it
 
 You wear {"a sensor" if sensors == 1 else f"{sensors} sensors"} (a chest strap or band). A small
@@ -85,7 +105,7 @@ from this system.
 
 ## Where it goes
 
-Readings are stored on the gateway first, then sent in small batches (at least every
+{sent} stored on the gateway first, then sent in small batches (at least every
 {_duration(collector.batch.max_interval_s)}), encrypted, to the study's server
 ({host}). If the internet is down, the gateway keeps them (up to {outbox_mb} MB) and
 sends them later.
@@ -99,9 +119,9 @@ sends them later.
 
 ## How long it is kept
 
-- Detailed readings and summaries: {_days(ix.retention_days)}.
+- {stored}: {_days(ix.retention_days)}.
 - Hourly summaries: {_days(ix.downsampled_retention_days)}.
-- On the gateway: only until they have been sent.
+- {on_gateway}
 
 ## How to stop or withdraw
 

@@ -213,6 +213,31 @@ def hrv_windows(
     return _compute(clean, wid, raw_wid, starts, np.full(n_windows, float(window_s)))
 
 
+def hrv_window_at(
+    t_ns: np.ndarray, rr_ms: np.ndarray, *, start_ns: int, window_s: float
+) -> dict[str, Any] | None:
+    """HRV of the one window ``[start_ns, start_ns + window_s)`` from epoch-ns beat times.
+
+    How stored beats become a window, shared by the server's feature job and
+    the gateway's data minimisation mode so that both give the same numbers:
+    times go relative to the window start before conversion to seconds (an
+    epoch time in float64 seconds would lose microseconds), then
+    :func:`hrv_windows` with ``origin_s=0``. ``t_ns`` must lie in the window.
+    Returns the window's row (see :meth:`HRVWindows.rows`) plus ``"flags"``
+    (the quality bit set), or ``None`` when there is no beat.
+    """
+    t = np.asarray(t_ns, dtype=np.int64)
+    if t.size == 0:
+        return None
+    t_s = (t - start_ns).astype(np.float64) / 1e9
+    win = hrv_windows(t_s, rr_ms, window_s=float(window_s), origin_s=0.0)
+    if len(win) == 0:
+        return None
+    row = win.rows()[0]
+    row["flags"] = int(win.flags[0])
+    return row
+
+
 # --------------------------------------------------------------------------- core
 
 

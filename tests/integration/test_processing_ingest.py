@@ -38,7 +38,7 @@ def test_golden_messages_become_exact_points(pipeline: Pipeline) -> None:
     publish_messages(pipeline.broker, list(golden.values()))
     state = json.dumps({"state": "online", "ts_ns": 1_764_115_100_000_000_000}).encode()
     publish_all(pipeline.broker, [(f"wellsense/v1/{pipeline.study}/_gateways/gw-01/state", state)])
-    wait_until(lambda: service.metrics.messages_written == 5, 20, "five messages written")
+    wait_until(lambda: service.metrics.messages_written == 6, 20, "six messages written")
 
     s = pipeline.study
     tags = (("device", "d-1a2b3c"), ("participant", "p-7f3a9c"), ("study", s))
@@ -77,6 +77,11 @@ def test_golden_messages_become_exact_points(pipeline: Pipeline) -> None:
     assert others[("gateway_health", "2025-11-26T00:03:20+00:00", "uptime_s")] == 86400.5
     assert others[("gateway_sensor", "2025-11-26T00:03:20+00:00", "battery_pct")] == 83
     assert others[("gateway_state", "2025-11-25T23:58:20+00:00", "state")] == "online"
+    # A gateway's features (data minimisation) become a tagged hrv_window point.
+    assert others[("hrv_window", "2025-11-25T23:55:00+00:00", "rmssd_ms")] == 32.75
+    assert ("hrv_window", "2025-11-25T23:55:00+00:00", "dfa_alpha1") not in others  # null
+    (window_tags,) = {r[1] for r in pipeline.dump() if r[0] == "hrv_window"}
+    assert dict(window_tags)["source"] == "gateway" and dict(window_tags)["window"] == "300s"
     status_events = {r[1] for r in pipeline.dump() if r[0] == "device_status"}
     assert {dict(t)["event"] for t in status_events} == {"disconnected", "connected", "battery"}
     assert pipeline.stop(service) == 0

@@ -57,6 +57,14 @@ def test_the_shipped_sample_loads(sample: Path) -> None:
             "exactly one of",
         ),
         (('password_file = "', 'password = "inline"\n#'), "secrets are not allowed inline"),
+        (("enabled = false", 'enabled = "yes"'), "[minimise] enabled: expected true or false"),
+        (("window_s = 300", "window_s = 7"), "[minimise] window_s: 7 is below the minimum 60"),
+        (("window_s = 300", "window_s = 420"), "[minimise] window_s: 420 does not divide a day"),
+        (("keep_raw_days = 7", "keep_raw_days = 0"), "[minimise] keep_raw_days: 0 is below"),
+        (
+            ("keep_raw_days = 7", "keep_raw_days = 7\nkeep_days = 3"),
+            "[minimise] keep_days: unknown",
+        ),
     ],
 )
 def test_mistakes_name_the_option(sample: Path, edit: tuple[str, str], message: str) -> None:
@@ -67,6 +75,25 @@ def test_mistakes_name_the_option(sample: Path, edit: tuple[str, str], message: 
         load(sample)
     assert message in str(info.value)
     assert str(sample) in str(info.value)
+
+
+def test_minimisation_is_off_by_default_and_configurable(sample: Path) -> None:
+    config = load(sample)
+    assert (config.minimise.enabled, config.minimise.window_s) == (False, 300)
+    assert config.minimise.keep_raw_days == 7
+    assert config.raw_store_path == config.data_dir / "raw.sqlite3"
+    text = sample.read_text()
+    start = text.index("[minimise]")
+    end = text.index("[[sensor]]")
+    sample.write_text(text[:start] + text[end:])  # no table at all: the defaults
+    assert load(sample).minimise == config.minimise
+    sample.write_text(
+        text.replace("enabled = false", "enabled = true").replace(
+            "window_s = 300", "window_s = 120"
+        )
+    )
+    on = load(sample).minimise
+    assert (on.enabled, on.window_s, on.keep_raw_days) == (True, 120, 7)
 
 
 def test_a_password_file_readable_by_others_is_refused(sample: Path, tmp_path: Path) -> None:

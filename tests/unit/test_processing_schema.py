@@ -52,6 +52,18 @@ def test_golden_activity_status_health_lines() -> None:
     ]
 
 
+def test_golden_features_become_a_gateway_hrv_window_point() -> None:
+    (text,) = lines_of("features")
+    assert text.startswith(
+        "hrv_window,device=d-1a2b3c,participant=p-7f3a9c,source=gateway,study=pilot,window=300s "
+    )
+    fields = dict(kv.split("=", 1) for kv in text.split(" ")[1].split(","))
+    assert fields["rmssd_ms"] == "32.75" and fields["n_beats"] == "371i"
+    assert fields["quality"] == '"dfa_undefined"' and fields["seq"] == "43i"
+    assert "dfa_alpha1" not in fields  # null on the wire = undefined = absent
+    assert text.endswith(" 1764114900000000000")  # the window start
+
+
 def test_escaping_and_omitted_values() -> None:
     text = schema.line(
         "my meas,x",

@@ -52,3 +52,23 @@ def test_notice_cli(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-
         prog="wellsense notice",
     )
     assert rc == 0 and "2 years (730 days)" in capsys.readouterr().out
+
+
+def test_notice_says_only_features_leave_the_home_when_minimisation_is_on(tmp_path: Path) -> None:
+    from collector.config import load
+
+    admin = _admin(tmp_path, 365)
+    path = _gateway(tmp_path, 10)
+    plain = notice.render(admin, notice._gateway_config(path, load), {})
+    assert "Only summaries leave your home" not in plain
+    assert "only until they have been sent" in plain
+    text = path.read_text().replace("enabled = false", "enabled = true")
+    path.write_text(text.replace("keep_raw_days = 7", "keep_raw_days = 3"))
+    minimised = notice.render(admin, notice._gateway_config(path, load), {})
+    flat = " ".join(minimised.split())
+    assert "Only summaries leave your home" in flat
+    assert "one for every 5 minutes" in flat
+    assert "stay on the gateway for 3 days and are then deleted" in flat
+    assert "the detailed readings for 3 days, then they are deleted" in flat
+    for jargon in ("MQTT", "InfluxDB", "HRV", "raw data", "features"):
+        assert jargon not in minimised
