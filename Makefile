@@ -80,9 +80,11 @@ services-down:
 services-env:
 	@$(BIN)/wellsense services env --dir .services
 
+# Each benchmark prints JSON on stdout, next to a named peer measured in the same run.
 bench: setup
-	@mkdir -p bench/results
-	@for b in bench/*.py; do echo "== $$b" >&2; WELLSENSE_INFLUXD=$(INFLUXD) $(BIN)/python $$b || exit 1; done
+	@failed=""; for b in bench/*.py; do echo "== $$b" >&2; \
+	  WELLSENSE_INFLUXD=$(INFLUXD) $(BIN)/python $$b || failed="$$failed $$b"; done; \
+	  if [ -n "$$failed" ]; then echo "benchmarks that failed:$$failed" >&2; exit 1; fi
 
 clean:
 	rm -rf $(STAMPS) .services .demo .pytest_cache .ruff_cache .mypy_cache
