@@ -7,10 +7,11 @@ processing imports it to validate every message on receipt.
 Topics
 ------
 ``wellsense/v1/<study>/<participant>/<stream>``
-    Sensor data of one participant; ``stream`` is ``hr``, ``activity``,
-    ``status`` or ``features`` (data minimisation mode: per-window HRV computed
-    on the gateway instead of raw ``hr``/``activity``). Names are pseudonyms,
-    never people.
+    Data of one participant; ``stream`` is ``hr``, ``activity``, ``status``,
+    ``features`` (data minimisation mode: per-window HRV computed on the
+    gateway instead of raw ``hr``/``activity``) or ``selfreport``
+    (questionnaire and EMA answers from a study app on the participant's
+    gateway). Names are pseudonyms, never people.
 ``wellsense/v1/<study>/_gateways/<gateway>/state``
     Retained ``online``/``offline`` (the offline one is the last will). After a
     command, the ``online`` state also carries ``ack`` (see collector/commands.py).
@@ -56,6 +57,10 @@ Sample kinds (timestamps ``ts_ns`` are ns since the Unix epoch, UTC):
   epoch), "window_s", "n_beats", "n_rr", "coverage", "kept_fraction", "flags",
   "quality": [flag names], <each of HRV_FEATURE_KEYS>: float|null}``; ``null``
   is an undefined (NaN) feature.
+* ``selfreport``: one questionnaire or EMA answer set: ``{"ts_ns" (time
+  answered), "instrument": id, "items": {item name: finite number, ...}
+  (1..MAX_SELFREPORT_ITEMS), "source": "app"|"web"|"paper"}``. ``device`` is
+  the app or instrument source id (its own ``seq``), never a sensor's id.
 
 Unknown fields are rejected (a typo must not silently drop data). Decoding
 errors are subclasses of :class:`WireError` and name the offending field.
@@ -77,7 +82,7 @@ MAX_SAMPLES: Final = 10_000
 MAX_RR_PER_SAMPLE: Final = 512
 MAX_SEQ: Final = 2**63 - 1
 
-PARTICIPANT_STREAMS: Final = frozenset({"hr", "activity", "status", "features"})
+PARTICIPANT_STREAMS: Final = frozenset({"hr", "activity", "status", "features", "selfreport"})
 #: The HRV keys of ``processing.features.hrv.HRV_KEYS`` (a unit test keeps them
 #: equal; this module cannot import NumPy code) with the plausible range of each.
 HRV_FEATURE_BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -110,6 +115,15 @@ STATUS_EVENTS: Final = frozenset(
     }
 )
 CLOCK_SOURCES: Final = frozenset({"ntp", "rtc", "none", "sim"})
+#: Where a self-report was answered: the study app, a web form, or paper typed in.
+SELFREPORT_SOURCES: Final = frozenset({"app", "web", "paper"})
+#: Items of one self-report sample (a long questionnaire such as the SCL-90 fits).
+MAX_SELFREPORT_ITEMS: Final = 128
+#: Largest magnitude of a self-report answer.
+MAX_SELFREPORT_VALUE: Final = 1e12
+#: Self-report item names: field keys of ``self_report`` points, shared with the
+#: CSV import (``processing.research.selfreport``), so both accept the same names.
+SELFREPORT_ITEM_PATTERN: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 # Pseudonyms and ids are path segments of MQTT topics and InfluxDB tag values:
 # no wildcards, no separators, no spaces, bounded length.
@@ -261,7 +275,24 @@ class FeaturesSample:
         return {key: getattr(self, key) for key in HRV_FEATURE_KEYS}
 
 
-Sample: TypeAlias = HrSample | ActivitySample | StatusSample | HealthSample | FeaturesSample
+@dataclass(frozen=True, slots=True)
+class SelfReportSample:
+    """One questionnaire or EMA answer set of one participant.
+
+    ``ts_ns`` is the time it was answered; ``items`` maps item names
+    (:data:`SELFREPORT_ITEM_PATTERN`) to finite numbers; ``source`` is one of
+    :data:`SELFREPORT_SOURCES`.
+    """
+
+    ts_ns: int
+    instrument: str
+    items: Mapping[str, float]
+    source: str
+
+
+Sample: TypeAlias = (
+    HrSample | ActivitySample | StatusSample | HealthSample | FeaturesSample | SelfReportSample
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +490,7 @@ _SENSOR_HEALTH_KEYS: Final = frozenset({"last_sample_age_s", "battery_pct"})
 _FEATURES_KEYS: Final = frozenset(
     {"ts_ns", "window_s", "n_beats", "n_rr", "coverage", "kept_fraction", "flags", "quality"}
 ) | frozenset(HRV_FEATURE_KEYS)
+_SELFREPORT_KEYS: Final = frozenset({"ts_ns", "instrument", "items", "source"})
 _QUALITY_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_WINDOW_BEATS: Final = 1_000_000
 _MESSAGE_KEYS: Final = frozenset(
@@ -581,12 +613,44 @@ def _features_sample(raw: Mapping[str, Any], p: str) -> FeaturesSample:
     )
 
 
+def _selfreport_sample(raw: Mapping[str, Any], p: str) -> SelfReportSample:
+    _reject_unknown(raw, _SELFREPORT_KEYS, p)
+    source = _str(_field(raw, "source", p), f"{p}source", 10)
+    if source not in SELFREPORT_SOURCES:
+        raise FieldValueError(f"{p}source", f"unknown self-report source {source!r}")
+    return SelfReportSample(
+        ts_ns=_ts(_field(raw, "ts_ns", p), f"{p}ts_ns"),
+        instrument=check_id(_field(raw, "instrument", p), f"{p}instrument"),
+        items=_selfreport_items(_field(raw, "items", p), f"{p}items"),
+        source=source,
+    )
+
+
+def _selfreport_items(value: Any, path: str) -> dict[str, float]:
+    """Item name -> answer: 1..MAX_SELFREPORT_ITEMS names, each a finite number."""
+    raw = _object(value, path)
+    if not raw:
+        raise FieldValueError(path, "must not be empty")
+    if len(raw) > MAX_SELFREPORT_ITEMS:
+        raise FieldValueError(path, f"more than {MAX_SELFREPORT_ITEMS} items")
+    items: dict[str, float] = {}
+    for name, answer in raw.items():
+        if not SELFREPORT_ITEM_PATTERN.match(name):
+            raise FieldValueError(
+                path, f"{name[:80]!r} is not an item name (letters, digits, '_'; max 64)"
+            )
+        bound = MAX_SELFREPORT_VALUE
+        items[name] = _float(answer, f"{path}.{name}", -bound, bound)
+    return items
+
+
 _SAMPLE_DECODERS: dict[str, Callable[[Mapping[str, Any], str], Sample]] = {
     "hr": _hr_sample,
     "activity": _activity_sample,
     "status": _status_sample,
     "health": _health_sample,
     "features": _features_sample,
+    "selfreport": _selfreport_sample,
 }
 
 
@@ -676,6 +740,8 @@ def _jsonable(sample: Sample) -> dict[str, Any]:
         data["rr_ms"] = list(sample.rr_ms)
     elif isinstance(sample, FeaturesSample):
         data["quality"] = list(sample.quality)
+    elif isinstance(sample, SelfReportSample):
+        data["items"] = dict(sample.items)
     return data
 
 

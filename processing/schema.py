@@ -12,7 +12,8 @@ that they agree (:data:`MEASUREMENTS`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from collector import wire
@@ -228,6 +229,8 @@ def _message_lines(m: wire.Message) -> Iterator[str]:
             yield text
     elif m.stream == "features":
         yield from _features_lines(m)
+    elif m.stream == "selfreport":
+        yield from self_report_lines(_wire_answers(m), study)
     else:  # pragma: no cover - the wire contract knows no other stream
         raise ValueError(f"unknown stream {m.stream!r}")
 
@@ -269,3 +272,47 @@ def gateway_state_line(study: str, gateway: str, state: str, ts_ns: int) -> str:
     text = line("gateway_state", {"study": study, "gateway": gateway}, {"state": state}, ts_ns)
     assert text is not None
     return text
+
+
+# --------------------------------------------------------------------------- self-reports
+
+
+@dataclass(frozen=True, slots=True)
+class SelfReportAnswer:
+    """One answered item, from a CSV import or a wire ``selfreport`` message."""
+
+    participant: str
+    ts_ns: int
+    instrument: str
+    item: str
+    value: float
+
+
+def self_report_lines(answers: Iterable[SelfReportAnswer], study: str) -> list[str]:
+    """``self_report`` points: one per (participant, instrument, time); later answers win.
+
+    The one definition of self-report storage, used by the CSV import
+    (``processing.research.selfreport.to_lines``) and by the ``selfreport``
+    wire stream, so the same answers give the same points whichever way they
+    came, and sending them again overwrites them (idempotent). Values are
+    floats, so an item never changes field type.
+    """
+    points: dict[tuple[str, str, int], dict[str, FieldValue | None]] = {}
+    for a in answers:
+        points.setdefault((a.participant, a.instrument, a.ts_ns), {})[a.item] = float(a.value)
+    out = []
+    for (participant, instrument, ts_ns), fields in sorted(points.items()):
+        tags = {"study": study, "participant": participant, "instrument": instrument}
+        text = line("self_report", tags, dict(sorted(fields.items())), ts_ns)
+        if text:
+            out.append(text)
+    return out
+
+
+def _wire_answers(m: wire.Message) -> Iterator[SelfReportAnswer]:
+    """The answered items of a ``selfreport`` message, in message order."""
+    assert m.participant is not None
+    for s in m.samples:
+        assert isinstance(s, wire.SelfReportSample)
+        for item, value in s.items.items():
+            yield SelfReportAnswer(m.participant, s.ts_ns, s.instrument, item, value)

@@ -78,7 +78,11 @@ def gateway_acl_block(study: str, gateway: str, participants: Iterable[str]) -> 
 
     The streams are every participant stream of the wire contract, ``features``
     (data minimisation mode) included, so a gateway can be switched to the mode
-    without touching the broker.
+    without touching the broker. ``selfreport`` is included too: self-reports
+    are published under the participant's gateway account (a study app on the
+    gateway, or one that relays through it), so whoever may speak for a
+    participant's sensors is also the only one who may speak for their answers,
+    and enrolment, erasure and ACL checks need no second kind of account.
     """
     lines = [f"{_BEGIN}{gateway}", f"user {wire.check_id(gateway, 'gateway')}"]
     lines.append(f"topic read {wire.gateway_topic(study, gateway, 'cmd')}")

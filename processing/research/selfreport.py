@@ -14,6 +14,11 @@ rejects a float written to a field that holds integers).
 finite number. Every problem is reported with its line number and nothing is
 written unless the whole file is valid.
 
+**MQTT**: a study app may send the same answers as they are given (wire
+stream ``selfreport``, docs/wire.md); processing stores them with
+:func:`processing.schema.self_report_lines`, which :func:`to_lines` is, so
+both ways give the same points.
+
 **Scoring**: instruments in :data:`SCORES` get a derived item (PHQ-9: ``total``
 = sum of ``q1``..``q9``, 0-27, only when all nine are answered; Kroenke,
 Spitzer & Williams 2001, J Gen Intern Med 16:606-613).
@@ -36,7 +41,6 @@ import csv
 import datetime as dt
 import io
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +57,7 @@ from .passive import Passive
 
 NS = 1_000_000_000
 HEADER = ("participant", "time", "instrument", "item", "value")
-_ITEM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_ITEM = wire.SELFREPORT_ITEM_PATTERN  # the wire contract's item names
 MAX_ERRORS_SHOWN = 20
 
 
@@ -67,13 +71,9 @@ class SelfReportError(ValueError):
         super().__init__("\n".join(shown) + more)
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    participant: str
-    ts_ns: int
-    instrument: str
-    item: str
-    value: float
+#: One answered item (participant, ts_ns, instrument, item, value); defined with
+#: the storage schema, which the ``selfreport`` wire stream shares.
+Answer = schema.SelfReportAnswer
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,17 +165,12 @@ def _answer(row: list[str], pos: dict[str, int], tz: ZoneInfo) -> Answer:
 
 
 def to_lines(answers: Iterable[Answer], study: str) -> list[str]:
-    """One ``self_report`` point per (participant, instrument, time); later rows win."""
-    points: dict[tuple[str, str, int], dict[str, schema.FieldValue | None]] = {}
-    for a in answers:
-        points.setdefault((a.participant, a.instrument, a.ts_ns), {})[a.item] = float(a.value)
-    out = []
-    for (participant, instrument, ts_ns), fields in sorted(points.items()):
-        tags = {"study": study, "participant": participant, "instrument": instrument}
-        text = schema.line("self_report", tags, dict(sorted(fields.items())), ts_ns)
-        if text:
-            out.append(text)
-    return out
+    """One ``self_report`` point per (participant, instrument, time); later rows win.
+
+    The same function (:func:`processing.schema.self_report_lines`) stores
+    answers that arrive over MQTT (wire stream ``selfreport``).
+    """
+    return schema.self_report_lines(answers, study)
 
 
 def read_csv_file(path: Path, *, tz: ZoneInfo) -> list[Answer]:

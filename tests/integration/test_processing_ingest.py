@@ -38,7 +38,7 @@ def test_golden_messages_become_exact_points(pipeline: Pipeline) -> None:
     publish_messages(pipeline.broker, list(golden.values()))
     state = json.dumps({"state": "online", "ts_ns": 1_764_115_100_000_000_000}).encode()
     publish_all(pipeline.broker, [(f"wellsense/v1/{pipeline.study}/_gateways/gw-01/state", state)])
-    wait_until(lambda: service.metrics.messages_written == 6, 20, "six messages written")
+    wait_until(lambda: service.metrics.messages_written == 7, 20, "seven messages written")
 
     s = pipeline.study
     tags = (("device", "d-1a2b3c"), ("participant", "p-7f3a9c"), ("study", s))
@@ -82,6 +82,13 @@ def test_golden_messages_become_exact_points(pipeline: Pipeline) -> None:
     assert ("hrv_window", "2025-11-25T23:55:00+00:00", "dfa_alpha1") not in others  # null
     (window_tags,) = {r[1] for r in pipeline.dump() if r[0] == "hrv_window"}
     assert dict(window_tags)["source"] == "gateway" and dict(window_tags)["window"] == "300s"
+    # Self-reports (questionnaires, EMA) become self_report points of floats.
+    assert others[("self_report", "2025-11-26T07:30:00+00:00", "sleep_hours")] == 7.5
+    assert others[("self_report", "2025-11-26T08:00:00+00:00", "q3")] == 2.0
+    assert others[("self_report", "2025-11-26T08:00:00+00:00", "energy")] == 4.5
+    report_tags = {r[1] for r in pipeline.dump() if r[0] == "self_report"}
+    assert {dict(t)["instrument"] for t in report_tags} == {"sleep_diary", "phq9", "mood"}
+    assert {tuple(k for k, _ in t) for t in report_tags} == {("instrument", "participant", "study")}
     status_events = {r[1] for r in pipeline.dump() if r[0] == "device_status"}
     assert {dict(t)["event"] for t in status_events} == {"disconnected", "connected", "battery"}
     assert pipeline.stop(service) == 0

@@ -129,12 +129,14 @@ def test_gateway_publishes_only_its_own_participants_and_status(
         f"{ROOT}/p-aaaa0001/activity",
         f"{ROOT}/p-aaaa0001/status",
         f"{ROOT}/p-aaaa0001/features",  # data minimisation mode
+        f"{ROOT}/p-aaaa0001/selfreport",  # the study app on (or through) the gateway
         f"{ROOT}/_gateways/gw-a/state",
         f"{ROOT}/_gateways/gw-a/health",
     ]
     denied = [
         f"{ROOT}/p-bbbb0001/hr",
         f"{ROOT}/p-bbbb0001/features",
+        f"{ROOT}/p-bbbb0001/selfreport",
         f"{ROOT}/_gateways/gw-b/health",
         f"{ROOT}/_gateways/gw-b/state",
         f"{ROOT}/_gateways/gw-a/cmd",

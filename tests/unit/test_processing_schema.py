@@ -64,6 +64,31 @@ def test_golden_features_become_a_gateway_hrv_window_point() -> None:
     assert text.endswith(" 1764114900000000000")  # the window start
 
 
+def test_golden_selfreport_becomes_self_report_points_of_floats() -> None:
+    tags = "participant=p-7f3a9c,study=pilot"
+    phq9 = "q1=1.0,q2=0.0,q3=2.0,q4=1.0,q5=0.0,q6=0.0,q7=1.0,q8=0.0,q9=0.0"
+    assert lines_of("selfreport") == [
+        f"self_report,instrument=mood,{tags} energy=4.5,mood=6.0 1764144000000000000",
+        f"self_report,instrument=phq9,{tags} {phq9} 1764144000000000000",
+        f"self_report,instrument=sleep_diary,{tags} sleep_hours=7.5 1764142200000000000",
+    ]
+
+
+def test_self_report_lines_merge_one_instrument_and_time_and_later_answers_win() -> None:
+    a = schema.SelfReportAnswer
+    lines = schema.self_report_lines(
+        [
+            a("p-1", 5, "mood", "mood", 3),
+            a("p-1", 5, "mood", "energy", 2.5),
+            a("p-1", 5, "mood", "mood", 4),
+        ],
+        "pilot",
+    )
+    assert lines == [
+        "self_report,instrument=mood,participant=p-1,study=pilot energy=2.5,mood=4.0 5"
+    ]
+
+
 def test_escaping_and_omitted_values() -> None:
     text = schema.line(
         "my meas,x",

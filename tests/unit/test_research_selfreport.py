@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from collector import wire
+from processing import schema
 from processing.research.passive import Passive
 from processing.research.selfreport import (
     SelfReportError,
@@ -18,6 +20,7 @@ from processing.research.selfreport import (
     to_lines,
     with_scores,
 )
+from tests.golden import valid_messages
 
 OSLO = ZoneInfo("Europe/Oslo")
 CSV = """participant,time,instrument,item,value
@@ -104,3 +107,22 @@ def test_pairing_uses_last_night_and_the_same_day() -> None:
     sleep = table[(table.construct == "sleep_duration_h") & (table.participant == "p-1")]
     assert sleep["bias"].item() == pytest.approx(0.75)
     assert sleep["n"].item() == 2
+
+
+def test_csv_import_and_the_selfreport_wire_stream_store_the_same_points() -> None:
+    message = wire.decode(valid_messages()["selfreport"])
+    rows = ["participant,time,instrument,item,value"]
+    for s in message.samples:
+        assert isinstance(s, wire.SelfReportSample)
+        when = dt.datetime.fromtimestamp(s.ts_ns / 1e9, dt.UTC).isoformat()
+        rows += [f"p-7f3a9c,{when},{s.instrument},{k},{v}" for k, v in s.items.items()]
+    from_csv = to_lines(parse_csv("\n".join(rows) + "\n", tz=OSLO), "pilot")
+    assert from_csv == schema.message_lines(message)
+    assert len(from_csv) == 3
+
+
+def test_csv_and_wire_accept_the_same_item_names() -> None:
+    head = "participant,time,instrument,item,value\np-1,2025-11-02T08:00:00Z,mood,"
+    parse_csv(head + "a" * 64 + ",1\n", tz=OSLO)
+    with pytest.raises(SelfReportError):
+        parse_csv(head + "a" * 65 + ",1\n", tz=OSLO)

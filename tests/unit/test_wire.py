@@ -29,6 +29,51 @@ def test_golden_hr_values() -> None:
     assert message.clock == wire.ClockQuality(synced=True, source="ntp", max_error_ms=12.5)
 
 
+def test_golden_selfreport_values() -> None:
+    topic = "wellsense/v1/pilot/p-7f3a9c/selfreport"
+    message = wire.decode(VALID["selfreport"], topic=topic)
+    ids = (message.participant, message.device, message.gateway)
+    assert ids == ("p-7f3a9c", "gw-01-ema", "gw-01")
+    diary, phq9, mood = message.samples
+    assert diary == wire.SelfReportSample(
+        ts_ns=1_764_142_200_000_000_000,
+        instrument="sleep_diary",
+        items={"sleep_hours": 7.5},
+        source="app",
+    )
+    assert isinstance(phq9, wire.SelfReportSample) and isinstance(mood, wire.SelfReportSample)
+    assert list(phq9.items) == [f"q{i}" for i in range(1, 10)]
+    assert all(type(v) is float for v in phq9.items.values())  # JSON 2 and 2.0 are one answer
+    assert (mood.items, mood.source) == ({"mood": 6.0, "energy": 4.5}, "paper")
+    assert wire.participant_topic("pilot", "p-7f3a9c", "selfreport") == topic
+    assert wire.parse_topic(topic) == wire.Topic("pilot", "p-7f3a9c", None, "selfreport")
+
+
+def _selfreport_with_items(items: object) -> bytes:
+    body = json.loads(VALID["selfreport"])
+    body["samples"] = [dict(body["samples"][0], items=items)]
+    return json.dumps(body).encode()
+
+
+def test_selfreport_item_bounds() -> None:
+    most = {f"i{k}": float(k) for k in range(wire.MAX_SELFREPORT_ITEMS)}
+    (sample,) = wire.decode(_selfreport_with_items(most)).samples
+    assert isinstance(sample, wire.SelfReportSample) and len(sample.items) == len(most)
+    edge = {"a" * 64: -wire.MAX_SELFREPORT_VALUE, "_x9": 0, "B": 1e-300}
+    (sample,) = wire.decode(_selfreport_with_items(edge)).samples
+    assert isinstance(sample, wire.SelfReportSample) and sample.items["B"] == 1e-300
+    for bad, field in (
+        ({"a" * 65: 1}, "samples[0].items"),
+        ({"9lives": 1}, "samples[0].items"),
+        ({"q-1": 1}, "samples[0].items"),
+        ({"q1": [1]}, "samples[0].items.q1"),
+        ({"q1": 1e300}, "samples[0].items.q1"),
+    ):
+        with pytest.raises(wire.WireError) as info:
+            wire.decode(_selfreport_with_items(bad))
+        assert info.value.field == field, bad
+
+
 def test_health_message_has_gateway_topic() -> None:
     message = wire.decode(VALID["health"])
     assert message.participant is None

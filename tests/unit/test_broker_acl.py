@@ -1,0 +1,35 @@
+"""Rendering of a gateway's broker ACL block (the real broker: test_security_broker.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collector import wire
+from processing.admin import broker
+
+
+def test_gateway_block_grants_every_participant_stream_of_its_own_participants_only() -> None:
+    block = broker.gateway_acl_block("pilot", "gw-a", ["p-2", "p-1"])
+    writes = {ln.split(" ", 2)[2] for ln in block.splitlines() if ln.startswith("topic write")}
+    expected = {
+        wire.participant_topic("pilot", p, stream)
+        for p in ("p-1", "p-2")
+        for stream in wire.PARTICIPANT_STREAMS
+    }
+    expected |= {wire.gateway_topic("pilot", "gw-a", leaf) for leaf in ("state", "health")}
+    assert writes == expected
+    # Self-reports go under the participant's gateway account and nowhere else.
+    assert "topic write wellsense/v1/pilot/p-1/selfreport" in block.splitlines()
+    assert not any("p-3" in ln for ln in block.splitlines())
+    reads = [ln for ln in block.splitlines() if ln.startswith("topic read")]
+    assert reads == ["topic read wellsense/v1/pilot/_gateways/gw-a/cmd"]
+
+
+def test_acl_participants_reads_back_the_participants(tmp_path: Path) -> None:
+    acl = tmp_path / "acl"
+    broker.set_gateway_acl(acl, "pilot", "gw-a", ["p-1", "p-2"])
+    broker.set_gateway_acl(acl, "pilot", "gw-b", ["p-3"])
+    assert broker.acl_participants(acl, "gw-a") == {"p-1", "p-2"}
+    broker.set_gateway_acl(acl, "pilot", "gw-a", ["p-2"])
+    assert broker.acl_participants(acl, "gw-a") == {"p-2"}
+    assert "p-1/selfreport" not in acl.read_text()
