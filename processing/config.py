@@ -34,6 +34,7 @@ DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
 DEFAULT_HRV_WINDOW_S = 300
 DEFAULT_SETTLE_S = 30.0
 DEFAULT_IDLE_S = 60.0
+DEFAULT_CATCHUP_H = 3.0
 # MQTT shared-subscription group names end up in a topic filter.
 _GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -64,6 +65,7 @@ class FeatureConfig:
     settle_s: float
     idle_s: float
     timezone: str
+    catchup_h: float = DEFAULT_CATCHUP_H  # at start, recompute units of this many hours (0 = off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +187,9 @@ def _features(sec: Section) -> FeatureConfig:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise sec.error("timezone", f"unknown IANA time zone {tz!r}") from None
+    catchup_h = sec.float("catchup_h", DEFAULT_CATCHUP_H, lo=0.0, hi=168.0)
     sec.reject_unknown()
-    return FeatureConfig(enabled, window, settle, idle, tz)
+    return FeatureConfig(enabled, window, settle, idle, tz, catchup_h)
 
 
 def _rules(sec: Section) -> RulesConfig:

@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from processing import schema
-from processing.completeness import daily_completeness
-from processing.features.heart_rate import daily_hr
+from processing.dailyfeatures import (
+    BASELINE_FEATURES,
+    DAILY_HR_KEYS,
+    OPTIONAL_FIELDS,
+    DailyInputs,
+    baseline_values,
+    daily_fields,
+    same_values,
+)
+from processing.features.baseline import WINDOW_DAYS
 from processing.features.hrv import HRV_KEYS, hrv_window_at
-from processing.windows import NS, Unit
+from processing.windows import NS, DayCalendar, Unit
 
 log = logging.getLogger(__name__)
 
-DAILY_HR_KEYS = ("hr_mean", "hr_p5", "hr_p50", "hr_p95")
+__all__ = ["DAILY_HR_KEYS", "FeatureJobs", "UnitResult", "rfc3339", "stale_fields_possible"]
 
 # Query results as plain CSV (no annotations): cheap to parse, ns timestamps kept.
 _CSV_DIALECT: Any = None
@@ -42,6 +53,20 @@ def rfc3339(ts_ns: int) -> str:
     seconds, frac = divmod(ts_ns, NS)
     stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{frac:09d}Z"
+
+
+@dataclass(slots=True)
+class UnitResult:
+    """A computed unit: lines to write, the input fingerprint, units to recompute after it.
+
+    ``followups`` are units whose result reads this one: the day of an HRV
+    window (its ``rmssd_ms``), and the stored later days whose baseline
+    includes a day whose baseline features changed.
+    """
+
+    lines: list[str]
+    fingerprint: tuple[int, float]
+    followups: list[Unit] = field(default_factory=list)
 
 
 class FeatureJobs:
@@ -63,30 +88,40 @@ class FeatureJobs:
         self.study = study
         self.window_s = window_s
         self.timezone = timezone
+        self._tz = ZoneInfo(timezone)
+        self._calendar = DayCalendar(timezone)
 
     # -- queries -----------------------------------------------------------------
+
+    def _range(self, start_ns: int, end_ns: int, flt: str) -> str:
+        return (
+            f'from(bucket: "{self.bucket}")'
+            f" |> range(start: {rfc3339(start_ns)}, stop: {rfc3339(end_ns)})"
+            f' |> filter(fn: (r) => r.study == "{self.study}" and {flt})'
+        )
 
     def _series(self, unit: Unit, measurement: str, field: str) -> tuple[np.ndarray, np.ndarray]:
         """(t_ns int64, value float64) of one field of a participant, all devices, by time."""
         # Ids are wire-validated ([a-z0-9_-]) and the measurement/field names are
         # ours, so interpolating them into the Flux text is safe.
-        flux = (
-            f'from(bucket: "{self.bucket}")'
-            f" |> range(start: {rfc3339(unit.start_ns)}, stop: {rfc3339(unit.end_ns)})"
-            f' |> filter(fn: (r) => r._measurement == "{measurement}" and r.study == "{self.study}"'
-            f' and r.participant == "{unit.participant}" and r._field == "{field}")'
+        flux = self._range(
+            unit.start_ns,
+            unit.end_ns,
+            f'r._measurement == "{measurement}" and r.participant == "{unit.participant}"'
+            f' and r._field == "{field}"',
+        ) + (
             ' |> group() |> keep(columns: ["_time", "_value"])'
             " |> map(fn: (r) => ({t: int(v: r._time), v: float(v: r._value)}))"
             ' |> sort(columns: ["t", "v"])'
         )
         times: list[int] = []
         values: list[float] = []
-        for row in self._rows(flux):
+        for row in self._rows(flux, ("t", "v")):
             times.append(int(row[0]))
             values.append(float(row[1]))
         return np.array(times, dtype=np.int64), np.array(values, dtype=np.float64)
 
-    def _rows(self, flux: str) -> Iterator[list[str]]:
+    def _rows(self, flux: str, columns: tuple[str, ...]) -> Iterator[list[str]]:
         header: list[str] | None = None
         for row in self.query_api.query_csv(flux, org=self.org, dialect=_dialect()):
             if not row or all(cell == "" for cell in row):
@@ -95,33 +130,149 @@ class FeatureJobs:
                 header = row
                 continue
             named = dict(zip(header, row, strict=False))
-            yield [named["t"], named["v"]]
+            yield [named.get(c, "") for c in columns]
+
+    def _windows(self, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
+        """RMSSD (ms, NaN if undefined) and "good" (no quality flag) of the day's HRV windows.
+
+        One value per window start: a window stored by the server and by a
+        gateway (mode switched mid-window) counts once, with the server's value.
+        """
+        flux = self._range(
+            unit.start_ns,
+            unit.end_ns,
+            f'r._measurement == "hrv_window" and r.participant == "{unit.participant}"'
+            ' and (r._field == "rmssd_ms" or r._field == "quality")',
+        ) + (
+            " |> map(fn: (r) => ({t: int(v: r._time), f: r._field, v: string(v: r._value),"
+            ' s: if exists r.source then r.source else ""}))'
+            ' |> group() |> keep(columns: ["t", "f", "v", "s"])'
+        )
+        by_window: dict[int, dict[str, dict[str, str]]] = {}
+        for t_text, f, v, s in self._rows(flux, ("t", "f", "v", "s")):
+            by_window.setdefault(int(t_text), {}).setdefault(s, {})[f] = v
+        rmssd: list[float] = []
+        good: list[bool] = []
+        for t in sorted(by_window):
+            sources = by_window[t]
+            point = sources.get("") or sources[min(sources)]
+            if "quality" not in point:
+                continue
+            rmssd.append(float(point["rmssd_ms"]) if point.get("rmssd_ms") else math.nan)
+            good.append(point["quality"] == "")
+        return np.array(rmssd, dtype=np.float64), np.array(good, dtype=bool)
+
+    def _stored_days(
+        self, participant: str, start_ns: int, end_ns: int
+    ) -> dict[dt.date, dict[str, float]]:
+        """Baseline feature values of this participant's stored ``daily`` points, by local date."""
+        names = " or ".join(f'r._field == "{n}"' for n in BASELINE_FEATURES)
+        flux = self._range(
+            start_ns,
+            end_ns,
+            f'r._measurement == "daily" and r.participant == "{participant}"'
+            f' and r.tz == "{self.timezone}" and ({names})',
+        ) + (
+            " |> map(fn: (r) => ({t: int(v: r._time), f: r._field, v: float(v: r._value)}))"
+            ' |> group() |> keep(columns: ["t", "f", "v"])'
+        )
+        out: dict[dt.date, dict[str, float]] = {}
+        for t, f, v in self._rows(flux, ("t", "f", "v")):
+            day = self._local_date(int(t))
+            out.setdefault(day, {})[f] = float(v)
+        return out
+
+    def _local_date(self, ts_ns: int) -> dt.date:
+        return dt.datetime.fromtimestamp(ts_ns // NS, self._tz).date()
+
+    def _days_back(self, start_ns: int, days: int) -> int:
+        """Local midnight ``days`` calendar days before the local midnight ``start_ns``."""
+        day = self._local_date(start_ns) - dt.timedelta(days=days)
+        return int(dt.datetime.combine(day, dt.time(), self._tz).timestamp()) * NS
+
+    def daily_inputs(self, unit: Unit) -> DailyInputs:
+        """Everything a daily unit depends on, read from storage."""
+        hr_t, hr = self._series(unit, "hr", "hr_bpm")
+        contact_t, contact = self._series(unit, "hr", "contact")
+        act_t, steps = self._series(unit, "activity", "steps")
+        rr_t, _ = self._series(unit, "rr", "rr_ms")
+        rmssd, good = self._windows(unit)
+        # contact is absent on sensors without skin contact detection; lost = false.
+        lost_times = set(contact_t[contact == 0.0].tolist())
+        contact_lost = np.array([t in lost_times for t in hr_t.tolist()], dtype=bool)
+        history = self._stored_days(
+            unit.participant, self._days_back(unit.start_ns, WINDOW_DAYS), unit.start_ns
+        )
+        return DailyInputs(
+            start_ns=unit.start_ns,
+            end_ns=unit.end_ns,
+            day=self._local_date(unit.start_ns),
+            timezone=self.timezone,
+            hr_t=hr_t,
+            hr_bpm=hr,
+            contact_lost=contact_lost,
+            rr_beats=int(rr_t.size),
+            act_t=act_t,
+            steps=steps,
+            window_rmssd=rmssd,
+            window_good=good,
+            history=history,
+        )
+
+    def recent(self, start_ns: int, stop_ns: int) -> dict[str, tuple[list[int], list[int]]]:
+        """Per participant, times that touch every unit with raw data in [start, stop).
+
+        Returns (HRV window starts that hold ``rr`` points, hour starts that hold
+        ``hr`` or ``activity`` samples), ready for ``DirtyUnits.mark``: the
+        crash catch-up (docs/processing.md) marks exactly the units a live
+        worker would have marked for that data.
+        """
+        out: dict[str, tuple[list[int], list[int]]] = {}
+        queries = (
+            ('r._measurement == "rr" and r._field == "rr_ms"', f"{self.window_s}s", 0),
+            (
+                '((r._measurement == "hr" and r._field == "hr_bpm") or'
+                ' (r._measurement == "activity" and r._field == "steps"))',
+                "1h",
+                1,
+            ),
+        )
+        for flt, every, slot in queries:
+            flux = self._range(start_ns, stop_ns, flt) + (
+                ' |> group(columns: ["participant"])'
+                f" |> aggregateWindow(every: {every}, fn: count, createEmpty: false,"
+                ' timeSrc: "_start")'
+                " |> map(fn: (r) => ({p: r.participant, t: int(v: r._time)}))"
+                ' |> keep(columns: ["p", "t"])'
+            )
+            for participant, t in self._rows(flux, ("p", "t")):
+                if participant:
+                    out.setdefault(participant, ([], []))[slot].append(int(t))
+        return out
 
     def fingerprint(self, unit: Unit) -> tuple[int, float]:
-        """What the unit's result depends on, summarised (count, sum of main input)."""
+        """What the unit's result depends on, summarised (count, sum of its inputs)."""
         if unit.kind == "hrv":
             _, rr = self._series(unit, "rr", "rr_ms")
             return int(rr.size), float(rr.sum())
-        _, hr = self._series(unit, "hr", "hr_bpm")
-        _, steps = self._series(unit, "activity", "steps")
-        return int(hr.size + steps.size), float(hr.sum() + steps.sum())
+        return _daily_fingerprint(self.daily_inputs(unit))
 
     # -- computing ---------------------------------------------------------------
 
-    def compute(self, unit: Unit) -> tuple[list[str], tuple[int, float]]:
-        """Lines to write for ``unit`` and the fingerprint of the input they came from."""
+    def compute(self, unit: Unit) -> UnitResult:
+        """Lines to write for ``unit``, the fingerprint of their input and follow-up units."""
         if unit.kind == "hrv":
             return self._hrv(unit)
         return self._daily(unit)
 
-    def _hrv(self, unit: Unit) -> tuple[list[str], tuple[int, float]]:
+    def _hrv(self, unit: Unit) -> UnitResult:
         t_ns, rr = self._series(unit, "rr", "rr_ms")
         fp = (int(rr.size), float(rr.sum()))
         # No stored RR (e.g. a gateway in data minimisation mode): nothing is
         # written and nothing deleted, so gateway-computed windows stay as sent.
         row = hrv_window_at(t_ns, rr, start_ns=unit.start_ns, window_s=self.window_s)
         if row is None:
-            return [], fp
+            return UnitResult([], fp)
         fields: dict[str, schema.FieldValue | None] = {k: row[k] for k in HRV_KEYS}
         fields.update(
             n_beats=int(row["n_beats"]),
@@ -137,37 +288,56 @@ class FeatureJobs:
             fields,
             unit.start_ns,
         )
-        return ([text] if text else []), fp
+        # The day's rmssd_ms (and its baseline) reads this window: recompute the day.
+        start, end = self._calendar.day_of(unit.start_ns)
+        day = Unit("daily", unit.participant, start, end)
+        return UnitResult([text] if text else [], fp, [day] if text else [])
 
-    def _daily(self, unit: Unit) -> tuple[list[str], tuple[int, float]]:
-        hr_t, hr = self._series(unit, "hr", "hr_bpm")
-        contact_t, contact = self._series(unit, "hr", "contact")
-        _, steps = self._series(unit, "activity", "steps")
-        rr_t, _ = self._series(unit, "rr", "rr_ms")
-        fp = (int(hr.size + steps.size), float(hr.sum() + steps.sum()))
-        if hr.size == 0 and steps.size == 0:
-            return [], fp
-        # contact is absent on sensors without skin contact detection; lost = false.
-        lost_times = set(contact_t[contact == 0.0].tolist())
-        contact_lost = np.array([t in lost_times for t in hr_t.tolist()], dtype=bool)
-        fields: dict[str, schema.FieldValue | None] = dict(
-            daily_completeness(hr_t, hr, contact_lost, int(rr_t.size), steps)
-        )
-        valid = (hr > 0) & ~contact_lost
-        if np.any(valid):
-            # daily_hr buckets by local calendar day; every sample of this unit is in
-            # one local day, so place them on a day-aligned local clock (a 25-hour
-            # DST day's last hour is clipped into it rather than spilling over).
-            elapsed_s = np.minimum((hr_t[valid] - unit.start_ns) / NS, 86_399.999)
-            for summary in daily_hr(elapsed_s, hr[valid]).values():
-                fields.update(summary)
+    def _daily(self, unit: Unit) -> UnitResult:
+        inputs = self.daily_inputs(unit)
+        fp = _daily_fingerprint(inputs)
+        if not inputs.has_data():
+            return UnitResult([], fp)
+        fields: dict[str, schema.FieldValue | None] = dict(daily_fields(inputs))
         text = schema.line(
             "daily",
             {"study": self.study, "participant": unit.participant, "tz": self.timezone},
             fields,
             unit.start_ns,
         )
-        return ([text] if text else []), fp
+        return UnitResult([text] if text else [], fp, self._later_days(unit, fields))
+
+    def _later_days(self, unit: Unit, fields: dict[str, schema.FieldValue | None]) -> list[Unit]:
+        """Stored later days whose baseline includes this day, if its values changed."""
+        stored = self._stored_days(unit.participant, unit.start_ns, unit.end_ns)
+        before = next(iter(stored.values()), {})
+        if before and same_values(before, baseline_values(fields)):
+            return []
+        if not before and all(math.isnan(v) for v in baseline_values(fields).values()):
+            return []
+        horizon = self._days_back(unit.start_ns, -(WINDOW_DAYS + 1))
+        later = self._stored_days(unit.participant, unit.end_ns, horizon)
+        out = []
+        for day in sorted(later):
+            start = int(dt.datetime.combine(day, dt.time(), self._tz).timestamp()) * NS
+            _, end = self._calendar.day_of(start)
+            out.append(Unit("daily", unit.participant, start, end))
+        return out
+
+
+def _daily_fingerprint(inputs: DailyInputs) -> tuple[int, float]:
+    """(count, sum) over every input of a daily unit, history included."""
+    parts = [
+        inputs.hr_bpm,
+        inputs.contact_lost.astype(np.float64),
+        inputs.steps,
+        inputs.window_rmssd[np.isfinite(inputs.window_rmssd)],
+        inputs.window_good.astype(np.float64),
+        np.array([v for day in inputs.history.values() for v in day.values()], dtype=np.float64),
+    ]
+    count = sum(int(p.size) for p in parts) + inputs.rr_beats
+    total = float(sum(float(np.nansum(p)) for p in parts))
+    return count, total
 
 
 def stale_fields_possible(unit: Unit, text: str) -> bool:
@@ -179,5 +349,5 @@ def stale_fields_possible(unit: Unit, text: str) -> bool:
     """
     fields = text.split(" ")[1]
     keys = {kv.split("=", 1)[0] for kv in fields.split(",")}
-    expected = HRV_KEYS if unit.kind == "hrv" else DAILY_HR_KEYS
+    expected = HRV_KEYS if unit.kind == "hrv" else OPTIONAL_FIELDS
     return not keys.issuperset(expected)

@@ -122,6 +122,8 @@ class Service:
         self._inflight: tuple[list[_Pending], Future[float], int] | None = None
         self._jobs: Any = None
         self._influx_client: Any = None
+        self._caught_up = False
+        self._catchup_retry_at = 0.0
         self._client = self._make_client()
 
     # -- MQTT ----------------------------------------------------------------------
@@ -201,6 +203,7 @@ class Service:
                 # (ack it) before starting k+1, so acks stay in receipt order.
                 self._finish_inflight()
                 if cfg.features.enabled:
+                    self._catch_up()
                     self._run_features(self.dirty.due(), FEATURE_BUDGET_S)
                 if self.monotonic() >= next_stats:
                     next_stats = self.monotonic() + cfg.stats_interval_s
@@ -477,6 +480,37 @@ class Service:
             )
         return self._jobs
 
+    def _catch_up(self) -> None:
+        """Once after start: mark the units of the last ``catchup_h`` hours with raw data.
+
+        Dirty units live in memory, so after a crash the units of data that was
+        already acknowledged would wait for new data; recomputing is idempotent,
+        so marking them again is safe. Retried every ``stats_interval_s`` until
+        the query succeeds.
+        """
+        hours = self.config.features.catchup_h
+        if self._caught_up or hours <= 0 or self.monotonic() < self._catchup_retry_at:
+            return
+        now = self.wall_ns()
+        try:
+            recent = self._feature_jobs().recent(now - int(hours * 3600e9), now + 60 * 10**9)
+        except Exception as exc:  # InfluxDB not ready: ingestion goes on, try later
+            self._catchup_retry_at = self.monotonic() + self.config.stats_interval_s
+            log.warning(
+                "feature catch-up query failed; will retry",
+                extra={"fields": {"error": str(exc)[:300]}},
+            )
+            return
+        self._caught_up = True
+        for participant, (windows, hours_with_samples) in sorted(recent.items()):
+            self.dirty.mark(participant, windows, hours_with_samples)
+        log.info(
+            "feature catch-up",
+            extra={
+                "fields": {"participants": len(recent), "units": len(self.dirty), "hours": hours}
+            },
+        )
+
     def _run_features(self, units: list[Unit], budget_s: float) -> None:
         if not units:
             return
@@ -488,7 +522,7 @@ class Service:
                     self.dirty.remark(rest)
                 return
             try:
-                self._run_unit(jobs, unit)
+                followups = self._run_unit(jobs, unit)
             except (StoppedError, FatalWriteError):
                 raise
             except Exception as exc:  # a query failure must not stop ingestion
@@ -505,15 +539,22 @@ class Service:
                 for rest in units[i:]:
                     self.dirty.remark(rest)
                 return
+            # Units that read this one's result (a window's day, later days'
+            # baselines); those still queued in this turn run after it anyway.
+            queued = set(units[i + 1 :])
+            for dependent in followups:
+                if dependent not in queued:
+                    self.dirty.remark(dependent)
 
-    def _run_unit(self, jobs: Any, unit: Unit) -> None:
-        lines, fingerprint = jobs.compute(unit)
-        if lines:
-            self._replace_point(unit, lines)
+    def _run_unit(self, jobs: Any, unit: Unit) -> list[Unit]:
+        result = jobs.compute(unit)
+        if result.lines:
+            self._replace_point(unit, result.lines)
         self.metrics.features_computed += 1
-        if self._shared and jobs.fingerprint(unit) != fingerprint:
+        if self._shared and jobs.fingerprint(unit) != result.fingerprint:
             # Another worker wrote input for this unit while we computed: do it again.
             self.dirty.remark(unit)
+        return list(result.followups)
 
     def _replace_point(self, unit: Unit, lines: list[str]) -> None:
         """Write a unit's result; fields that became undefined must not linger."""

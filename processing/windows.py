@@ -119,14 +119,19 @@ class DirtyUnits:
         self._data_time[participant] = newest
 
     def due(self, limit: int | None = None) -> list[Unit]:
-        """Units to compute now (removed from the dirty set), oldest first."""
+        """Units to compute now (removed from the dirty set).
+
+        HRV windows come first and days after them (a day reads its windows'
+        results), each in (participant, start) order, so a day follows the
+        days before it (its baseline reads them).
+        """
         now = self.monotonic()
         ready = []
         for unit, mark in self._dirty.items():
             complete = self._data_time.get(unit.participant, 0) >= unit.end_ns + self.settle_ns
             if complete or now - mark.marked_at >= self.idle_s:
                 ready.append(unit)
-        ready.sort()
+        ready.sort(key=_order)
         if limit is not None:
             ready = ready[:limit]
         for unit in ready:
@@ -138,7 +143,11 @@ class DirtyUnits:
         self._dirty[unit] = _Mark(self.monotonic())
 
     def drain(self) -> list[Unit]:
-        """Every dirty unit, regardless of due time (used at shutdown)."""
-        units = sorted(self._dirty)
+        """Every dirty unit, regardless of due time (used at shutdown), in :meth:`due` order."""
+        units = sorted(self._dirty, key=_order)
         self._dirty.clear()
         return units
+
+
+def _order(unit: Unit) -> tuple[bool, str, int]:
+    return unit.kind != "hrv", unit.participant, unit.start_ns

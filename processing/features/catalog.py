@@ -25,6 +25,7 @@ class FeatureSpec:
 _W5 = "5-min window (configurable) or the whole series given"
 _DAY = "calendar day (local time)"
 _SPAN = "multi-day span (whole file, or a rolling span)"
+_PER_MIN = "counts/min or steps/min"
 
 _TF96 = "Task Force ESC/NASPE 1996, Circulation 93:1043"
 _NK = "NeuroKit2: Makowski et al. 2021, Behav Res Methods 53:1689"
@@ -145,18 +146,22 @@ CATALOG: tuple[FeatureSpec, ...] = (
     # --- activity
     FeatureSpec(
         "activity_mean",
-        "counts/min",
+        _PER_MIN,
         _DAY,
-        "mean count over worn minutes (>= 600 worn minutes)",
+        "mean activity per worn minute (>= 600 worn minutes): accelerometer counts/min for "
+        "actigraphy files; steps/min in the service's daily point (steps summed per minute; "
+        "worn = a valid HR sample in the minute)",
         "Garcia-Ceja et al. 2018, ACM MMSys 472",
+        version=2,
         module="activity",
     ),
     FeatureSpec(
         "activity_sd",
-        "counts/min",
+        _PER_MIN,
         _DAY,
-        "sample SD of worn-minute counts",
+        "sample SD of the worn minutes' counts (or steps/min, as activity_mean)",
         "Garcia-Ceja et al. 2018, ACM MMSys 472",
+        version=2,
         module="activity",
     ),
     FeatureSpec(
@@ -179,8 +184,11 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "mvpa_min",
         "min",
         _DAY,
-        "worn minutes with count >= 2020 (device-specific cut point)",
-        "Troiano et al. 2008, Med Sci Sports Exerc 40:181",
+        "worn minutes with count >= 2020 (device-specific cut point); in the service's daily "
+        "point >= 100 steps/min (about 3 METs)",
+        "Troiano et al. 2008, Med Sci Sports Exerc 40:181; Tudor-Locke et al. 2018, Br J Sports "
+        "Med 52:776",
+        version=2,
         module="activity",
     ),
     FeatureSpec("steps", "steps", _DAY, "sum of device step counts", "device", module="activity"),

@@ -20,8 +20,13 @@ What each status variable is made of:
 * ``gateway_online`` / ``gateway_seen_ns``: newest ``gateway_state.state``
   and the newest of ``gateway_health`` and an ``online`` state.
 
-Daily features: fields of ``daily`` by local day (its ``tz`` tag); HRV
-window features (``hrv_window``) as the day's median over windows, plus
+Daily features: fields of ``daily`` by local day (its ``tz`` tag), including
+the baseline deviations the processing service stores (``<feature>_z``,
+``<feature>_robust_z``; the engine computes those it is not given) and the
+day's ``rmssd_ms`` (median of the good windows, docs/storage.md). HRV window
+features a ``daily`` point does not hold are the day's median over its
+``hrv_window`` points (e.g. ``sdnn_ms``, or ``rmssd_ms`` of a participant
+whose gateway sends only windows and so has no ``daily`` point), plus
 ``hrv_windows`` and ``hrv_good_fraction`` from the windows' ``quality``
 field. Only complete days are returned.
 """
@@ -250,7 +255,7 @@ class InfluxSource:
                 good = sum(1 for q in items if not q)  # "" (the client may read None)
                 target["hrv_windows"] = float(len(items))
                 target["hrv_good_fraction"] = good / len(items) if items else math.nan
-            else:
+            elif name not in target:  # a stored daily value wins (the single source)
                 nums = [x for x in (_float(v) for v in items) if math.isfinite(x)]
                 target[name] = statistics.median(nums) if nums else math.nan
 
@@ -304,7 +309,9 @@ def _daily_inputs(rules: list[Rule]) -> set[str]:
             names |= nodes.names(rule.value)
         for name in names:
             base = base_feature(name)
-            wanted.add(base[0] if base else name)
+            wanted.add(name)  # stored z-scores are read as they are
+            if base:
+                wanted.add(base[0])  # and their feature, for the engine's own baseline
     return wanted
 
 

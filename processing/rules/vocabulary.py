@@ -59,6 +59,7 @@ _UNIT_RANGE: Final[dict[str, tuple[float, float]]] = {
     "min": (0.0, 1440.0),
     "steps": (0.0, INF),
     "counts/min": (0.0, INF),
+    "counts/min or steps/min": (0.0, INF),
     "h": (0.0, 24.0),
     "-100..100": (-100.0, 100.0),
     "SD": (-INF, INF),

@@ -50,6 +50,7 @@ def test_minimal_config_has_documented_defaults(tmp_path: Path) -> None:
     assert cfg.influx.token == "tok-secret" and "tok-secret" not in repr(cfg)
     assert "pw-secret" not in repr(cfg)
     assert cfg.features.hrv_window_s == 300
+    assert cfg.features.catchup_h == 3.0
     assert cfg.topic_filters() == [
         "wellsense/v1/pilot/+/+",
         "wellsense/v1/pilot/_gateways/+/health",
@@ -92,6 +93,7 @@ def test_environment_supplies_the_connection(
         (('url = "http://127.0.0.1:8086"', 'url = "ftp://x"'), "[influx] url"),
         (("[influx]", '[features]\ntimezone = "Mars/Base"\n[influx]'), "[features] timezone"),
         (("[influx]", "[features]\nhrv_window_s = 7\n[influx]"), "[features] hrv_window_s"),
+        (("[influx]", "[features]\ncatchup_h = -1\n[influx]"), "[features] catchup_h"),
         (("mqtts://broker.example:8883", "mqtt://broker.example"), "[mqtt] url: plain mqtt"),
         (("[influx]", "[extra]\n[influx]"), "extra: unknown option"),
     ],

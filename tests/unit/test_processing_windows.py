@@ -39,7 +39,7 @@ def test_idle_units_become_due_and_late_data_marks_again() -> None:
     d.mark("p", [T0 + 5 * NS], [T0 + 5 * NS])
     clock.now += 61
     due = d.due()
-    assert [u.kind for u in due] == ["daily", "hrv"]
+    assert [u.kind for u in due] == ["hrv", "daily"]  # a day reads its windows
     d.mark("p", [T0 + 6 * NS], [])  # late beat for the same window
     clock.now += 61
     assert d.due() == [Unit("hrv", "p", T0, T0 + 300 * NS)]

@@ -1,0 +1,187 @@
+"""Daily features and personal baselines through the real InfluxDB, then the rules runner.
+
+Seventeen local days of synthetic stored data (written with the schema code,
+as the service stores it) for one participant: a stable night heart rate,
+good and flagged HRV windows, and steps. The last three days shift (resting
+HR up, RMSSD down). The service's own daily feature job computes the days
+once each, oldest first; the stored ``daily`` points must carry the features
+and z-scores computed here independently, and one pass of the rules runner
+must raise ``baseline-resting-hr-high`` and ``baseline-rmssd-low`` from the
+stored values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from processing import config as pconfig
+from processing import schema
+from processing.rules.influx_source import InfluxSource
+from processing.rules.loader import load_rules
+from processing.rules.runner import serve
+from processing.service import Service
+from processing.windows import NS, DayCalendar, Unit
+from processing.writer import InfluxWriter
+from tests.integration.processing_fixture import Pipeline, pipeline
+
+__all__ = ["pipeline"]
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+TZ = "Europe/Oslo"
+P = "p-base"
+FIRST = dt.date(2025, 11, 10)
+N_DAYS = 17
+SHIFTED = 3  # the last three days
+NOW = int(dt.datetime(2025, 11, 27, 1, 0, tzinfo=ZoneInfo(TZ)).timestamp()) * NS
+
+
+def _start(day: dt.date) -> int:
+    return int(dt.datetime.combine(day, dt.time(), ZoneInfo(TZ)).timestamp()) * NS
+
+
+def _unit(day: dt.date) -> Unit:
+    start, end = DayCalendar(TZ).day_of(_start(day))
+    return Unit("daily", P, start, end)
+
+
+def synthetic(study: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Stored points and the true per-day values (resting HR, RMSSD, steps/min)."""
+    rng = np.random.default_rng(11)
+    lines: list[str | None] = []
+    truth: dict[str, list[float]] = {"resting": [], "rmssd": [], "steps": []}
+    raw = {"study": study, "participant": P, "device": "strap-1"}
+    for k in range(N_DAYS):
+        day = FIRST + dt.timedelta(days=k)
+        t0 = _start(day)
+        shifted = k >= N_DAYS - SHIFTED
+        resting = 72 if shifted else 58 + int(rng.integers(-2, 3))
+        # night 00-06: every 10 s, +-1 bpm around the resting level (so every 5-min bin's
+        # mean is exactly it); from 06:00 one sample a minute at 75 bpm (still worn)
+        for s in range(0, 6 * 3600, 10):
+            bpm = resting + (1 if (s // 10) % 2 else -1)
+            lines.append(_hr(raw, bpm, t0 + s * NS))
+        per_min = 8 if shifted else int(rng.integers(25, 40))
+        for m in range(6 * 60, 16 * 60 + 30):  # 630 worn minutes with a step count
+            t = t0 + m * 60 * NS
+            lines.append(_hr(raw, 75, t))
+            steps = per_min + (m % 3) - 1  # mean per_min over whole 3-minute cycles
+            lines.append(
+                schema.line(
+                    "activity",
+                    {**raw, "device": "band-1"},
+                    {"steps": steps, "cadence_spm": float(steps), "seq": 1},
+                    t,
+                )
+            )
+        win = {"study": study, "participant": P, "window": "300s"}
+        rmssd_day = []
+        for w in range(12):  # good windows 00:00-01:00
+            rmssd = 20.0 + w % 3 if shifted else round(45.0 + rng.normal(0, 3), 2)
+            rmssd_day.append(rmssd)
+            fields = {"rmssd_ms": rmssd, "quality": "", "n_beats": 300}
+            lines.append(schema.line("hrv_window", win, fields, t0 + w * 300 * NS))
+        bad = {"rmssd_ms": 900.0, "quality": "low_coverage", "n_beats": 40}
+        lines.append(schema.line("hrv_window", win, bad, t0 + 3 * 3600 * NS))
+        truth["resting"].append(float(resting))
+        truth["rmssd"].append(float(np.median(rmssd_day)))
+        truth["steps"].append(float(per_min))
+    return [x for x in lines if x], {k: np.array(v) for k, v in truth.items()}
+
+
+def _hr(tags: dict[str, str], bpm: int, t: int) -> str | None:
+    return schema.line("hr", tags, {"hr_bpm": bpm, "contact": True, "seq": 1}, t)
+
+
+def expected_z(values: np.ndarray, i: int) -> float:
+    """z of day i against all earlier days (all within 28 days), computed here by hand."""
+    ref = values[:i]
+    return float((values[i] - ref.mean()) / ref.std(ddof=1))
+
+
+def daily_points(p: Pipeline) -> dict[dt.date, dict[str, object]]:
+    rows = p.flux(f'|> filter(fn: (r) => r._measurement == "daily" and r.participant == "{P}")')
+    out: dict[dt.date, dict[str, object]] = {}
+    for r in rows:
+        day = r["_time"].astimezone(ZoneInfo(TZ)).date()
+        out.setdefault(day, {})[r["_field"]] = r["_value"]
+    return out
+
+
+def test_daily_units_store_features_and_baselines_that_fire_the_rules(
+    pipeline: Pipeline,
+) -> None:
+    p = pipeline
+    lines, truth = synthetic(p.study)
+    writer = InfluxWriter(url=p.influx.url, org=p.influx.org, bucket=p.bucket, token=p.influx.token)
+    try:
+        for k in range(0, len(lines), 20_000):
+            writer.write(lines[k : k + 20_000])
+    finally:
+        writer.close()
+    config = pconfig.load(p.write_config(features={"timezone": TZ}))
+    worker = Service(config)
+    days = [FIRST + dt.timedelta(days=k) for k in range(N_DAYS)]
+    try:
+        # the running worker's path: compute each day once, oldest first, and write it
+        worker._run_features([_unit(d) for d in days], 120.0)
+        assert worker.metrics.features_computed == N_DAYS
+        stored = daily_points(p)
+        assert sorted(stored) == days
+        for i, day in enumerate(days):
+            point = stored[day]
+            assert point["resting_hr_bpm"] == truth["resting"][i]
+            assert point["rmssd_ms"] == pytest.approx(truth["rmssd"][i])  # flagged window left out
+            assert point["activity_mean"] == pytest.approx(truth["steps"][i])
+            assert point["wear_min"] == 360 + 630
+            assert point["baseline_established"] is (i >= 7)
+            if i < 7:
+                assert "resting_hr_bpm_z" not in point
+                continue
+            for name, key in (("resting_hr_bpm", "resting"), ("rmssd_ms", "rmssd")):
+                assert point[f"{name}_z"] == pytest.approx(expected_z(truth[key], i))
+            assert point["activity_mean_z"] == pytest.approx(expected_z(truth["steps"], i))
+        last = stored[days[-1]]
+        assert float(last["resting_hr_bpm_z"]) > 2 and float(last["rmssd_ms_z"]) < -2  # type: ignore[arg-type]
+
+        # Recomputing a day that did not change leaves the later days alone; a late
+        # change to an old day sends every later stored day (its baseline) round again.
+        jobs = worker._feature_jobs()
+        assert jobs.compute(_unit(days[3])).followups == []
+        late = _start(days[3]) + 3600 * NS
+        tags = {"study": p.study, "participant": P, "device": "strap-1"}
+        late_lines = [_hr(tags, 50, late + s * NS) for s in range(0, 600, 10)]
+        worker.writer.write([x for x in late_lines if x])
+        result = jobs.compute(_unit(days[3]))
+        assert [u.start_ns for u in result.followups] == [_unit(d).start_ns for d in days[4:]]
+    finally:
+        if worker._influx_client is not None:
+            worker._influx_client.close()
+        worker.writer.close()
+
+    # The rules runner reads the stored values and raises the baseline alerts.
+    rules = load_rules(REPO / "rules")
+    with p.client() as client:
+        source = InfluxSource(query_api=client.query_api(), org=p.influx.org, bucket=p.bucket,
+                              study=p.study, lookback_ns=35 * 86400 * NS, timezone=TZ)  # fmt: skip
+        read = source.daily(NOW, list(rules))[P][days[-1]]
+    assert read["resting_hr_bpm_z"] == last["resting_hr_bpm_z"]
+    assert read["rmssd_ms"] == last["rmssd_ms"]  # the stored daily value, not a window median
+    code = serve(config, rules, interval_s=1, lookback_s=35 * 86400,
+                 stop=threading.Event(), once=True, clock=lambda: NOW)  # fmt: skip
+    assert code == 0
+    fired = {
+        r["rule"]
+        for r in p.flux(
+            '|> filter(fn: (r) => r._measurement == "alert" and r._field == "state"'
+            f' and r.participant == "{P}" and r._value == "firing")'
+        )
+    }
+    assert {"baseline-resting-hr-high", "baseline-rmssd-low"} <= fired
+    assert "baseline-activity-low" not in fired  # 3 low days, the rule wants 5

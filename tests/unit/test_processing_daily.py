@@ -1,0 +1,164 @@
+"""The daily unit's fields (pure part): resting HR, daily RMSSD, step activity, baselines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from processing.dailyfeatures import (
+    BASELINE_FEATURES,
+    DailyInputs,
+    baseline_fields,
+    daily_fields,
+    daily_rmssd,
+    local_seconds,
+)
+from processing.featurejobs import stale_fields_possible
+from processing.windows import NS, DayCalendar, Unit
+
+TZ = "Europe/Oslo"
+MIN = 60 * NS
+
+
+def _day(date: dt.date, tz: str = TZ) -> tuple[int, int]:
+    start = dt.datetime.combine(date, dt.time(), ZoneInfo(tz))
+    return DayCalendar(tz).day_of(int(start.timestamp()) * NS)
+
+
+def _inputs(date: dt.date, **kw: object) -> DailyInputs:
+    start, end = _day(date)
+    return DailyInputs(start_ns=start, end_ns=end, day=date, timezone=TZ, **kw)  # type: ignore[arg-type]
+
+
+def _hr(start: int, segments: list[tuple[float, float, float]], period_s: int = 10) -> tuple:
+    """HR samples every ``period_s`` over (from_h, to_h, bpm) local-hour segments of a day."""
+    t, hr = [], []
+    for a, b, bpm in segments:
+        for s in range(int(a * 3600), int(b * 3600), period_s):
+            t.append(start + s * NS)
+            hr.append(bpm + (0.5 if (s // period_s) % 2 else -0.5))
+    return np.array(t, dtype=np.int64), np.array(hr, dtype=np.float64)
+
+
+def test_resting_hr_is_the_lowest_stable_bin_of_the_local_night() -> None:
+    date = dt.date(2025, 11, 26)
+    start, _ = _day(date)
+    # 00-06 local at 58 bpm with a stable 50 bpm hour; a lower evening (22 h) must not count
+    hr_t, hr = _hr(start, [(0, 3, 58.0), (3, 4, 50.0), (4, 6, 58.0), (22, 23, 45.0)])
+    out = daily_fields(_inputs(date, hr_t=hr_t, hr_bpm=hr, contact_lost=np.zeros(hr.size, bool)))
+    assert out["resting_hr_bpm"] == pytest.approx(50.0, abs=0.05)
+    assert out["hr_samples"] == hr.size
+    # contact lost during the low hour: those samples are not valid, the night is 58
+    lost = (hr_t >= start + 3 * 3600 * NS) & (hr_t < start + 4 * 3600 * NS)
+    out = daily_fields(_inputs(date, hr_t=hr_t, hr_bpm=hr, contact_lost=lost))
+    assert out["resting_hr_bpm"] == pytest.approx(58.0, abs=0.05)
+
+
+def test_resting_hr_uses_the_local_clock_on_a_25_hour_day() -> None:
+    date = dt.date(2025, 10, 26)  # Europe/Oslo falls back: 25 hours
+    start, end = _day(date)
+    assert end - start == 25 * 3600 * NS
+    # local 00:00-06:00 is 7 real hours (02:00-03:00 repeats); 49 bpm at real hours 6-7,
+    # which is local 05:00-06:00: inside the night
+    hr_t, hr = _hr(start, [(0, 6, 60.0), (6, 7, 49.0), (7, 12, 70.0)])
+    out = daily_fields(_inputs(date, hr_t=hr_t, hr_bpm=hr, contact_lost=np.zeros(hr.size, bool)))
+    assert out["resting_hr_bpm"] == pytest.approx(49.0, abs=0.05)
+    local = local_seconds(np.array([start, start + 3 * 3600 * NS]), TZ)
+    assert (local % 86400).tolist() == [0.0, 2 * 3600.0]  # 02:00 twice: the repeated hour
+
+
+def test_daily_rmssd_is_the_median_of_good_windows() -> None:
+    rmssd = np.array([30.0, 40.0, 1000.0, np.nan, 50.0])
+    good = np.array([True, True, False, True, True])
+    assert daily_rmssd(rmssd, good) == 40.0
+    assert math.isnan(daily_rmssd(rmssd, np.zeros(5, bool)))
+    out = daily_fields(_inputs(dt.date(2025, 11, 26), window_rmssd=rmssd, window_good=good))
+    assert out["rmssd_ms"] == 40.0
+
+
+def _activity(start: int, minutes: range, per_minute: dict[int, int]) -> tuple:
+    """Activity samples at 1 Hz whose steps add up to ``per_minute[m]`` (default 0)."""
+    t, steps = [], []
+    for m in minutes:
+        total = per_minute.get(m, 0)
+        for s in range(60):
+            t.append(start + m * MIN + s * NS)
+            steps.append(total // 60 + (1 if s < total % 60 else 0))
+    return np.array(t, dtype=np.int64), np.array(steps, dtype=np.float64)
+
+
+def test_activity_is_steps_per_worn_minute() -> None:
+    date = dt.date(2025, 11, 26)
+    start, _ = _day(date)
+    worn = range(6 * 60, 18 * 60)  # 720 worn minutes (HR every minute)
+    hr_t = np.array([start + m * MIN for m in worn], dtype=np.int64)
+    hr = np.full(hr_t.size, 70.0)
+    walk = {m: 110 for m in range(8 * 60, 8 * 60 + 30)}  # 30 min brisk walking
+    stroll = {m: 40 for m in range(12 * 60, 12 * 60 + 90)}
+    per_min = {**walk, **stroll}
+    # activity also at night (not worn: no HR) with steps that must not count
+    act_t, steps = _activity(start, range(2 * 60, 18 * 60), {**per_min, 150: 500})
+    out = daily_fields(
+        _inputs(
+            date, hr_t=hr_t, hr_bpm=hr, contact_lost=np.zeros(hr.size, bool), act_t=act_t,
+            steps=steps,
+        )
+    )  # fmt: skip
+    w = len(worn)
+    x = np.array([per_min.get(m, 0) for m in worn], dtype=float)
+    assert out["activity_mean"] == pytest.approx(x.sum() / w)
+    assert out["activity_sd"] == pytest.approx(x.std(ddof=1))
+    assert out["zero_fraction"] == pytest.approx((w - 120) / w)
+    assert out["mvpa_min"] == 30.0  # >= 100 steps/min
+    assert out["steps_total"] == int(steps.sum())  # completeness counts every sample
+    assert "sedentary_min" not in out
+
+    # under 600 worn minutes: undefined
+    short = hr_t < start + 12 * 3600 * NS
+    out = daily_fields(
+        _inputs(
+            date, hr_t=hr_t[short], hr_bpm=hr[short], contact_lost=np.zeros(int(short.sum()), bool),
+            act_t=act_t, steps=steps,
+        )
+    )  # fmt: skip
+    assert math.isnan(float(out["activity_mean"]))
+
+
+def test_baseline_scores_against_the_previous_days() -> None:
+    day = dt.date(2025, 11, 26)
+    rng = np.random.default_rng(3)
+    values = 60 + rng.normal(0, 1.5, 14)
+    history = {
+        day - dt.timedelta(days=14 - k): {"resting_hr_bpm": float(v), "rmssd_ms": 45.0 + k % 3}
+        for k, v in enumerate(values)
+    }
+    history[day - dt.timedelta(days=40)] = {"resting_hr_bpm": 200.0}  # outside 28 days
+    out = baseline_fields(day, {"resting_hr_bpm": 75.0, "rmssd_ms": 20.0}, history)
+    mean, sd = values.mean(), values.std(ddof=1)
+    med = np.median(values)
+    mad = np.median(np.abs(values - med))
+    assert out["resting_hr_bpm_z"] == pytest.approx((75 - mean) / sd)
+    assert out["resting_hr_bpm_robust_z"] == pytest.approx(0.6745 * (75 - med) / mad)
+    assert float(out["rmssd_ms_z"]) < -2
+    assert out["baseline_established"] is True
+    assert math.isnan(float(out["activity_mean_z"]))  # no activity today: not part of the flag
+    assert set(out) == {
+        "baseline_established",
+        *(f"{f}_{s}" for f in BASELINE_FEATURES for s in ("z", "robust_z")),
+    }
+
+    # six valid days are not a baseline yet
+    recent = {d: v for d, v in history.items() if (day - d).days <= 6}
+    out = baseline_fields(day, {"resting_hr_bpm": 75.0}, recent)
+    assert math.isnan(float(out["resting_hr_bpm_z"]))
+    assert out["baseline_established"] is False
+    assert baseline_fields(day, {}, history)["baseline_established"] is False
+
+
+def test_a_daily_point_missing_an_optional_field_replaces_the_old_point() -> None:
+    unit = Unit("daily", "p", 0, 86400 * NS)
+    assert stale_fields_possible(unit, "daily,participant=p hr_samples=3i,hr_mean=70.0 0")
