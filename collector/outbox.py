@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from collector.sqlitetx import immediate
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "FIRST_SEQ",
@@ -289,18 +291,6 @@ class Outbox:
                     raise OutboxCorruptError(self.path, str(exc)) from exc
                 raise
 
-    @contextlib.contextmanager
-    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE: take the write lock up front, never upgrade mid-transaction.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
     @staticmethod
     def _next_seq(conn: sqlite3.Connection, device: str) -> int:
         row = conn.execute("SELECT next_seq FROM device_seq WHERE device = ?", (device,)).fetchone()
@@ -359,7 +349,7 @@ class Outbox:
         seq: int | None,
     ) -> tuple[int, int]:
         now = self._clock()
-        with self._transaction(conn):
+        with immediate(conn):
             expected = self._next_seq(conn, device)
             if seq is not None and seq != expected:
                 raise SequenceError(device, expected, seq)
@@ -447,7 +437,7 @@ class Outbox:
         evicted, or deleting twice, is harmless.
         """
         with self._locked() as conn:
-            with self._transaction(conn):
+            with immediate(conn):
                 row = conn.execute("SELECT size FROM outbox WHERE id = ?", (message_id,)).fetchone()
                 if row is not None:
                     conn.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
@@ -468,7 +458,7 @@ class Outbox:
         clause = " OR ".join("substr(topic, 1, ?) = ?" for _ in topic_prefixes)
         args = [v for prefix in topic_prefixes for v in (len(prefix), prefix)]
         with self._locked() as conn:
-            with self._transaction(conn):
+            with immediate(conn):
                 rows, size = conn.execute(
                     f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE {clause}", args
                 ).fetchone()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Final
 
 from collector import wire
+from collector.sqlitetx import immediate
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +125,8 @@ class RawStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     @staticmethod
     def _count(conn: sqlite3.Connection, name: str, n: int) -> None:
