@@ -98,16 +98,8 @@ class Service:
         self._deadletter_topic = wire.deadletter_topic(config.study)
         self._dl_logged = 0
         self._shared = config.shared_group is not None
-        influx = config.influx
-        self.writer = InfluxWriter(
-            url=influx.url,
-            org=influx.org,
-            bucket=influx.bucket,
-            token=influx.token,
-            timeout_s=influx.timeout_s,
-            retry_max_s=influx.retry_max_s,
-            stop=self.stop,
-            on_retry=self._on_retry,
+        self.writer = InfluxWriter.for_config(
+            config.influx, stop=self.stop, on_retry=self._on_retry
         )
         fc = config.features
         self.dirty = DirtyUnits(

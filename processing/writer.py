@@ -30,7 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
+
+if TYPE_CHECKING:
+    from processing.config import InfluxConfig
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,26 @@ class InfluxWriter:
         stop: when set, a retry loop gives up with :class:`StoppedError`.
         on_retry: called with (status, delay) before each wait, for counters and logs.
     """
+
+    @classmethod
+    def for_config(
+        cls,
+        influx: InfluxConfig,
+        *,
+        stop: threading.Event | None = None,
+        on_retry: Callable[[int, float, str], None] | None = None,
+    ) -> InfluxWriter:
+        """A writer for the ``[influx]`` table of the processing configuration."""
+        return cls(
+            url=influx.url,
+            org=influx.org,
+            bucket=influx.bucket,
+            token=influx.token,
+            timeout_s=influx.timeout_s,
+            retry_max_s=influx.retry_max_s,
+            stop=stop,
+            on_retry=on_retry,
+        )
 
     def __init__(
         self,

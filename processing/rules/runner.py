@@ -263,15 +263,7 @@ def serve(
     from processing.writer import InfluxWriter
 
     influx = config.influx
-    writer = InfluxWriter(
-        url=influx.url,
-        org=influx.org,
-        bucket=influx.bucket,
-        token=influx.token,
-        timeout_s=influx.timeout_s,
-        retry_max_s=influx.retry_max_s,
-        stop=stop,
-    )
+    writer = InfluxWriter.for_config(influx, stop=stop)
     sink = MqttAlertSink(config, client_id=f"{config.client_id}-rules"[:128])
     client = InfluxDBClient(
         url=influx.url, token=influx.token, org=influx.org, timeout=int(influx.timeout_s * 1000)
