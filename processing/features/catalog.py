@@ -80,7 +80,9 @@ CATALOG: tuple[FeatureSpec, ...] = (
         _W5,
         "trapezoid of the Welch PSD over bins in [0.04, 0.15) Hz; NN resampled at 4 Hz by a "
         "natural cubic spline, 3 Hann segments of half the window, 50% overlap, nfft = 2 x "
-        "segment; needs >= 120 s of beats and no gap > 10 s",
+        "segment; needs >= 120 s of beats and no gap > 10 s; the spline bridges rejected beats "
+        "and gaps (NeuroKit2: quadratic spline at 100 Hz, so LF/HF agree within 10% only on "
+        "windows without such a bridge)",
         f"{_TF96}; Welch 1967, IEEE Trans Audio Electroacoust 15:70",
         module="hrv",
     ),
