@@ -46,6 +46,7 @@ from collector.ble_events import (
     SensorDisconnected,
     SensorNotFound,
 )
+from collector.gatt_uuids import Characteristic, Service, uuid128
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())  # silent unless the service configures logging
@@ -54,25 +55,16 @@ ClockNs = Callable[[], int]
 """A clock returning ns since the Unix epoch (``time.time_ns`` or a sim clock)."""
 
 
-def uuid128(uuid: str) -> str:
-    """Normalise a 16-bit (``"180d"``, ``"0x180D"``) or 128-bit UUID to 128-bit lowercase."""
-    u = uuid.strip().lower().removeprefix("0x")
-    if re.fullmatch(r"[0-9a-f]{4}", u):
-        return f"0000{u}-0000-1000-8000-00805f9b34fb"
-    if re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", u):
-        return u
-    raise ValueError(f"not a Bluetooth UUID: {uuid!r}")
-
-
-HEART_RATE_SERVICE = uuid128("180d")
-HEART_RATE_MEASUREMENT = uuid128("2a37")
-BODY_SENSOR_LOCATION = uuid128("2a38")
-BATTERY_LEVEL = uuid128("2a19")
-RSC_MEASUREMENT = uuid128("2a53")
-MANUFACTURER_NAME = uuid128("2a29")
-MODEL_NUMBER = uuid128("2a24")
-SERIAL_NUMBER = uuid128("2a25")
-FIRMWARE_REVISION = uuid128("2a26")
+# The characteristics the manager uses, in the 128-bit form BlueZ reports.
+HEART_RATE_SERVICE = Service.HEART_RATE.uuid
+HEART_RATE_MEASUREMENT = Characteristic.HEART_RATE_MEASUREMENT.uuid
+BODY_SENSOR_LOCATION = Characteristic.BODY_SENSOR_LOCATION.uuid
+BATTERY_LEVEL = Characteristic.BATTERY_LEVEL.uuid
+RSC_MEASUREMENT = Characteristic.RSC_MEASUREMENT.uuid
+MANUFACTURER_NAME = Characteristic.MANUFACTURER_NAME_STRING.uuid
+MODEL_NUMBER = Characteristic.MODEL_NUMBER_STRING.uuid
+SERIAL_NUMBER = Characteristic.SERIAL_NUMBER_STRING.uuid
+FIRMWARE_REVISION = Characteristic.FIRMWARE_REVISION_STRING.uuid
 
 _ADDRESS_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
@@ -211,8 +203,9 @@ async def scan(timeout_s: float = 5.0, *, adapter: str | None = None,
     return sorted(results, key=lambda r: (-r.rssi_dbm, r.address))
 
 
-_KNOWN_SERVICES = {uuid128("180d"): "heart rate", uuid128("180f"): "battery",
-                   uuid128("180a"): "device info", uuid128("1814"): "running speed/cadence"}
+_KNOWN_SERVICES = {Service.HEART_RATE.uuid: "heart rate", Service.BATTERY.uuid: "battery",
+                   Service.DEVICE_INFORMATION.uuid: "device info",
+                   Service.RUNNING_SPEED_AND_CADENCE.uuid: "running speed/cadence"}
 
 
 def format_scan_results(results: Sequence[ScanResult]) -> str:

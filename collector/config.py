@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector import wire
-from collector.gatt_uuids import full_uuid
+from collector.gatt_uuids import uuid128
 from collector.tomlconfig import ConfigError, MqttSettings, Section, load_toml, mqtt_settings
 
 _ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +190,13 @@ def _sensor(s: Section, gateway: str) -> SensorConfig:
     name_pattern = s.str("name_pattern")  # shell-style glob, case-insensitive
     service_uuid = s.str("service_uuid")
     if service_uuid is not None:
-        service_uuid = service_uuid.lower()
-        if re.fullmatch(r"[0-9a-f]{4}", service_uuid):  # a 16-bit SIG UUID such as 180d
-            service_uuid = full_uuid(int(service_uuid, 16))
-        if not _UUID.match(service_uuid):
+        try:
+            service_uuid = uuid128(service_uuid)
+        except ValueError:
             raise s.error(
                 "service_uuid",
                 "expected 180d or a 128-bit UUID like 0000180d-0000-1000-8000-00805f9b34fb",
-            )
+            ) from None
     if sum(x is not None for x in (address, name_pattern, service_uuid)) != 1:
         raise s.error("address", "give exactly one of address, name_pattern or service_uuid")
     sensor = SensorConfig(

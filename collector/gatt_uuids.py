@@ -13,6 +13,7 @@ Numbers are from Bluetooth SIG Assigned Numbers, section 3.4 (services) and
 from __future__ import annotations
 
 import enum
+import re
 
 _BASE_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 
@@ -22,6 +23,16 @@ def full_uuid(short: int) -> str:
     if not 0 <= short <= 0xFFFF:
         raise ValueError(f"not a 16-bit UUID: {short:#x}")
     return f"0000{short:04x}{_BASE_SUFFIX}"
+
+
+def uuid128(uuid: str) -> str:
+    """Normalise a 16-bit (``"180d"``, ``"0x180D"``) or 128-bit UUID to 128-bit lowercase."""
+    u = uuid.strip().lower().removeprefix("0x")
+    if re.fullmatch(r"[0-9a-f]{4}", u):
+        return full_uuid(int(u, 16))
+    if re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", u):
+        return u
+    raise ValueError(f"not a Bluetooth UUID: {uuid!r}")
 
 
 class _Uuid16(enum.IntEnum):
