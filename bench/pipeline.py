@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,19 @@ PROBES = 10
 
 
 # --------------------------------------------------------------------------- load
+
+
+def paced(rate: float, seconds: float) -> Iterator[int]:
+    """0, 1, 2, ... at ``rate`` items per second for ``seconds``: the same offered
+    load for WellSense and its peer."""
+    start = time.monotonic()
+    n = 0
+    while (target := start + n / rate) - start < seconds:
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield n
+        n += 1
 
 
 def _payload(study: str, p: int, seq: int, now_ns: int, spacing_ns: int) -> tuple[str, bytes]:
@@ -95,16 +109,8 @@ def publisher_main(
     spacing_ns = int(per_participant_s / SAMPLES_PER_MESSAGE * 1e9)
     probes: list[tuple[int, int, int]] = []
     seqs = [0] * participants
-    start = time.monotonic()
-    n = 0
     infos = []
-    while True:
-        target = start + n / msg_rate
-        now = time.monotonic()
-        if target - start >= seconds:
-            break
-        if target > now:
-            time.sleep(target - now)
+    for n in paced(msg_rate, seconds):
         p = n % participants
         now_ns = time.time_ns()
         topic, payload = _payload(study, p, seqs[p], now_ns, spacing_ns)
@@ -112,7 +118,7 @@ def publisher_main(
         if p < PROBES:
             probes.append((p, seqs[p], now_ns))
         seqs[p] += 1
-        n += 1
+    n = len(infos)
     for info in infos:
         info.wait_for_publish(120)
     client.disconnect()
@@ -354,14 +360,8 @@ def run_peer(services: ls.LocalServices, rate: float, seconds: float) -> dict[st
         success_callback=on_success,
     )
     started = time.monotonic()
-    n = 0
-    while True:
-        target = started + n / rate
-        now = time.monotonic()
-        if target - started >= seconds:
-            break
-        if target > now:
-            time.sleep(target - now)
+    sent = 0
+    for n in paced(rate, seconds):
         ts = time.time_ns()
         tags = f"device=d-{n % 1000},participant=p-{n % 1000},study=peer"
         lines = [f"hr,{tags} hr_bpm={70 + n % 20}i,contact=true,seq={n // 10}i {ts}"]
@@ -369,14 +369,14 @@ def run_peer(services: ls.LocalServices, rate: float, seconds: float) -> dict[st
         if n % 3 == 0:
             lines.append(f"rr,{tags} rr_ms=812.5,seq={n // 10}i {ts - 790_250_000}")
         write_api.write(bucket=bucket, record=lines)
-        n += 1
+        sent = n + 1
     write_api.close()  # flushes
     elapsed = time.monotonic() - started
     client.close()
     return {
         "peer": "influxdb-client WriteApi (batch_size=5000, flush_interval=100 ms), direct",
         "offered_samples_per_s": rate,
-        "samples_sent": n,
+        "samples_sent": sent,
         "samples_stored_acknowledged": written[0],
         "samples_per_s": round(written[0] / elapsed),
         "latency_ms": _summary(latencies),
