@@ -285,16 +285,20 @@ def test_out_of_range_then_back_with_emulator_in_another_process(
             async with SimControl(bluez_bus) as sim, DeviceManager(
                     [SensorSpec("far", name_pattern="Far*")], options=options) as manager:
                 await take_until(manager.queue, lambda i: isinstance(i, RawNotification))
-                await sim.out_of_range(A, 3.0)  # room for a scan to miss it on a busy machine
+                await sim.out_of_range(A, 2.0)
                 gone = time.monotonic()
                 items = await take_until(manager.queue, lambda i: isinstance(
                     i, RawNotification) and i.session == 2)
-                assert time.monotonic() - gone >= 2.9
+                assert time.monotonic() - gone >= 1.9
                 kinds = [type(i).__name__ for i in items
                          if not isinstance(i, RawNotification)]
-                assert kinds[0] == "SensorDisconnected"
-                assert "SensorNotFound" in kinds
-                assert kinds.index("Gap") < kinds.index("SensorConnected")
+                # Session 1's reads (device info, battery) may still be queued
+                # behind its first notification; everything after them is the loss.
+                first = kinds.index("SensorDisconnected")
+                assert set(kinds[:first]) <= {"DeviceInfo", "BatteryLevel"}, kinds
+                after = kinds[first:]
+                assert "SensorNotFound" in after
+                assert after.index("Gap") < after.index("SensorConnected")
                 stats = (await sim.stats())[0]
                 assert stats["in_range"] and stats["connects"] == 2
 
