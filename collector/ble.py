@@ -109,13 +109,16 @@ class SensorSpec:
             raise ValueError("sensor key must not be empty")
         chosen = [n for n in ("address", "name_pattern", "service_uuid") if getattr(self, n)]
         if len(chosen) != 1:
-            raise ValueError(f"sensor {self.key!r}: give exactly one of address, name_pattern, "
-                             f"service_uuid (got {chosen or 'none'})")
+            raise ValueError(
+                f"sensor {self.key!r}: give exactly one of address, name_pattern, "
+                f"service_uuid (got {chosen or 'none'})"
+            )
         if self.address is not None:
             address = self.address.upper()
             if not _ADDRESS_RE.match(address):
-                raise ValueError(f"sensor {self.key!r}: address {self.address!r} is not "
-                                 "AA:BB:CC:DD:EE:FF")
+                raise ValueError(
+                    f"sensor {self.key!r}: address {self.address!r} is not AA:BB:CC:DD:EE:FF"
+                )
             object.__setattr__(self, "address", address)
         if self.service_uuid is not None:
             object.__setattr__(self, "service_uuid", uuid128(self.service_uuid))
@@ -125,8 +128,7 @@ class SensorSpec:
         if self.address is not None:
             return address.upper() == self.address
         if self.name_pattern is not None:
-            return name is not None and fnmatch.fnmatchcase(name.lower(),
-                                                            self.name_pattern.lower())
+            return name is not None and fnmatch.fnmatchcase(name.lower(), self.name_pattern.lower())
         return self.service_uuid in {u.lower() for u in service_uuids}
 
 
@@ -160,8 +162,13 @@ class ManagerOptions:
     queue_maxsize: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("scan_timeout_s", "connect_timeout_s", "io_timeout_s",
-                     "battery_interval_s", "backoff_cap_s"):
+        for name in (
+            "scan_timeout_s",
+            "connect_timeout_s",
+            "io_timeout_s",
+            "battery_interval_s",
+            "backoff_cap_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("backoff_base_s", "rebind_after_s", "queue_maxsize"):
@@ -187,8 +194,12 @@ def _client_args(adapter: str | None) -> BlueZClientArgs:
     return {} if adapter is None else {"adapter": adapter}
 
 
-async def scan(timeout_s: float = 5.0, *, adapter: str | None = None,
-               service_uuids: Sequence[str] | None = None) -> list[ScanResult]:
+async def scan(
+    timeout_s: float = 5.0,
+    *,
+    adapter: str | None = None,
+    service_uuids: Sequence[str] | None = None,
+) -> list[ScanResult]:
     """Scan for ``timeout_s`` and list advertising devices, strongest first.
 
     ``service_uuids`` (16- or 128-bit) keeps only devices advertising one of them.
@@ -197,15 +208,24 @@ async def scan(timeout_s: float = 5.0, *, adapter: str | None = None,
     async with BleakScanner(service_uuids=wanted, bluez=_scanner_args(adapter)) as scanner:
         await asyncio.sleep(timeout_s)
     found = scanner.discovered_devices_and_advertisement_data
-    results = [ScanResult(device.name, device.address, adv.rssi,
-                          tuple(sorted(u.lower() for u in adv.service_uuids)))
-               for device, adv in found.values()]
+    results = [
+        ScanResult(
+            device.name,
+            device.address,
+            adv.rssi,
+            tuple(sorted(u.lower() for u in adv.service_uuids)),
+        )
+        for device, adv in found.values()
+    ]
     return sorted(results, key=lambda r: (-r.rssi_dbm, r.address))
 
 
-_KNOWN_SERVICES = {Service.HEART_RATE.uuid: "heart rate", Service.BATTERY.uuid: "battery",
-                   Service.DEVICE_INFORMATION.uuid: "device info",
-                   Service.RUNNING_SPEED_AND_CADENCE.uuid: "running speed/cadence"}
+_KNOWN_SERVICES = {
+    Service.HEART_RATE.uuid: "heart rate",
+    Service.BATTERY.uuid: "battery",
+    Service.DEVICE_INFORMATION.uuid: "device info",
+    Service.RUNNING_SPEED_AND_CADENCE.uuid: "running speed/cadence",
+}
 
 
 def format_scan_results(results: Sequence[ScanResult]) -> str:
@@ -217,8 +237,9 @@ def format_scan_results(results: Sequence[ScanResult]) -> str:
         services = ", ".join(_KNOWN_SERVICES.get(u, u) for u in r.service_uuids) or "-"
         rows.append((r.name or "(no name)", r.address, f"{r.rssi_dbm} dBm", services))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}"
-                     for a, b, c, d in rows)
+    return "\n".join(
+        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in rows
+    )
 
 
 Predicate = Callable[[BLEDevice, AdvertisementData], bool]
@@ -232,8 +253,9 @@ class _SharedScanner:
         self._adapter = adapter
         self._scanner: BleakScanner | None = None
         self._lock = asyncio.Lock()
-        self._waiters: dict[asyncio.Future[_Found],
-                            tuple[Predicate, Callable[[BLEDevice], None]]] = {}
+        self._waiters: dict[
+            asyncio.Future[_Found], tuple[Predicate, Callable[[BLEDevice], None]]
+        ] = {}
 
     def _offer(self, device: BLEDevice, adv: AdvertisementData) -> None:
         for fut, (predicate, on_found) in list(self._waiters.items()):
@@ -243,8 +265,9 @@ class _SharedScanner:
                 fut.set_result((device, adv))
                 return  # one device satisfies one waiter per advertisement
 
-    async def find(self, predicate: Predicate, timeout_s: float,
-                   on_found: Callable[[BLEDevice], None]) -> _Found | None:
+    async def find(
+        self, predicate: Predicate, timeout_s: float, on_found: Callable[[BLEDevice], None]
+    ) -> _Found | None:
         """The first advertisement matching ``predicate`` within ``timeout_s``, or None.
 
         ``on_found`` runs as soon as the device matches, before any other
@@ -255,8 +278,7 @@ class _SharedScanner:
         try:
             async with self._lock:
                 if self._scanner is None:
-                    scanner = BleakScanner(self._offer,
-                                           bluez=_scanner_args(self._adapter))
+                    scanner = BleakScanner(self._offer, bluez=_scanner_args(self._adapter))
                     await scanner.start()
                     self._scanner = scanner
                 else:
@@ -343,10 +365,15 @@ class DeviceManager:
         rng: randomness for backoff jitter (inject a seeded one in tests).
     """
 
-    def __init__(self, sensors: Sequence[SensorSpec], *, clock_ns: ClockNs = time.time_ns,
-                 options: ManagerOptions | None = None,
-                 queue: asyncio.Queue[BleItem] | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        sensors: Sequence[SensorSpec],
+        *,
+        clock_ns: ClockNs = time.time_ns,
+        options: ManagerOptions | None = None,
+        queue: asyncio.Queue[BleItem] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         keys = [s.key for s in sensors]
         if len(set(keys)) != len(keys):
             raise ValueError(f"sensor keys must be unique: {keys}")
@@ -374,8 +401,10 @@ class DeviceManager:
         if self._tasks:
             return
         self._stopping = False
-        self._tasks = [asyncio.create_task(self._run_sensor(s), name=f"ble-{s.spec.key}")
-                       for s in self._sensors.values()]
+        self._tasks = [
+            asyncio.create_task(self._run_sensor(s), name=f"ble-{s.spec.key}")
+            for s in self._sensors.values()
+        ]
 
     async def stop(self) -> None:
         """Disconnect everything and end the tasks."""
@@ -395,8 +424,12 @@ class DeviceManager:
 
     def status(self) -> list[SensorStatus]:
         """Per-sensor snapshot, in configuration order."""
-        return [SensorStatus(s.spec.key, s.address, s.connected, s.session, s.gap_since_ns,
-                             s.battery_pct) for s in self._sensors.values()]
+        return [
+            SensorStatus(
+                s.spec.key, s.address, s.connected, s.session, s.gap_since_ns, s.battery_pct
+            )
+            for s in self._sensors.values()
+        ]
 
     # --- queue -------------------------------------------------------------
     def _put(self, item: BleItem) -> None:
@@ -405,8 +438,9 @@ class DeviceManager:
         except asyncio.QueueFull:
             self.counters.dropped += 1
 
-    def _on_notify_factory(self, key: str, char_uuid: str,
-                           session: int) -> Callable[[BleakGATTCharacteristic, bytearray], None]:
+    def _on_notify_factory(
+        self, key: str, char_uuid: str, session: int
+    ) -> Callable[[BleakGATTCharacteristic, bytearray], None]:
         clock, put, counters = self._clock, self._put, self.counters
 
         def on_notify(_char: BleakGATTCharacteristic, data: bytearray) -> None:
@@ -426,8 +460,12 @@ class DeviceManager:
         if not sensor.spec.matches(address, adv.local_name or device.name, adv.service_uuids):
             return False
         # a pattern sensor sticks to its device for a while after losing it
-        return (sensor.address is None or address == sensor.address or sensor.lost_at is None
-                or time.monotonic() - sensor.lost_at > self.options.rebind_after_s)
+        return (
+            sensor.address is None
+            or address == sensor.address
+            or sensor.lost_at is None
+            or time.monotonic() - sensor.lost_at > self.options.rebind_after_s
+        )
 
     def _claim(self, sensor: _Sensor, address: str) -> None:
         if sensor.address is not None and sensor.address != address:
@@ -437,16 +475,19 @@ class DeviceManager:
 
     async def _backoff(self, failures: int) -> None:
         o = self.options
-        await asyncio.sleep(self._rng.uniform(0, min(o.backoff_cap_s,
-                                                     o.backoff_base_s * 2 ** failures)))
+        await asyncio.sleep(
+            self._rng.uniform(0, min(o.backoff_cap_s, o.backoff_base_s * 2**failures))
+        )
 
     async def _run_sensor(self, sensor: _Sensor) -> None:
         key, o = sensor.spec.key, self.options
         while True:
             try:
                 found = await self._scanner.find(
-                    lambda d, a: self._accepts(sensor, d, a), o.scan_timeout_s,
-                    lambda d: self._claim(sensor, d.address.upper()))
+                    lambda d, a: self._accepts(sensor, d, a),
+                    o.scan_timeout_s,
+                    lambda d: self._claim(sensor, d.address.upper()),
+                )
             except Exception as exc:  # no adapter, bus gone: keep trying
                 logger.warning("scan failed", extra={"sensor": key, "error": repr(exc)})
                 found = None
@@ -470,8 +511,9 @@ class DeviceManager:
                 else:
                     sensor.failures += 1
                     self.counters.connect_failures += 1
-                    self._put(ConnectFailed(self._clock(), key, address, sensor.failures,
-                                            _reason(exc)))
+                    self._put(
+                        ConnectFailed(self._clock(), key, address, sensor.failures, _reason(exc))
+                    )
                     logger.info("connect failed", extra={"sensor": key, "error": _reason(exc)})
             await self._backoff(sensor.failures)
 
@@ -481,17 +523,23 @@ class DeviceManager:
         sensor.gap_since_ns, sensor.gap_reason = now, reason
         sensor.lost_at = time.monotonic()
         self.counters.disconnects += 1
-        self._put(SensorDisconnected(now, sensor.spec.key, sensor.address or "",
-                                     sensor.session, reason, requested))
+        self._put(
+            SensorDisconnected(
+                now, sensor.spec.key, sensor.address or "", sensor.session, reason, requested
+            )
+        )
         logger.info("disconnected", extra={"sensor": sensor.spec.key, "reason": reason})
 
     async def _session(self, sensor: _Sensor, device: BLEDevice) -> None:
         """Connect, subscribe, read, then poll the battery until the link drops."""
         o, key = self.options, sensor.spec.key
         lost = asyncio.Event()
-        client = BleakClient(device, disconnected_callback=lambda _c: lost.set(),
-                             timeout=o.connect_timeout_s,
-                             bluez=_client_args(o.adapter))
+        client = BleakClient(
+            device,
+            disconnected_callback=lambda _c: lost.set(),
+            timeout=o.connect_timeout_s,
+            bluez=_client_args(o.adapter),
+        )
         try:
             async with asyncio.timeout(o.connect_timeout_s):
                 await client.connect()
@@ -500,20 +548,36 @@ class DeviceManager:
             now = self._clock()
             self.counters.connects += 1
             if sensor.gap_since_ns is not None:
-                self._put(Gap(now, key, sensor.gap_since_ns, now, sensor.gap_reason,
-                              sensor.session - 1, sensor.session))
+                self._put(
+                    Gap(
+                        now,
+                        key,
+                        sensor.gap_since_ns,
+                        now,
+                        sensor.gap_reason,
+                        sensor.session - 1,
+                        sensor.session,
+                    )
+                )
             sensor.gap_since_ns = None
             has_rsc = client.services.get_characteristic(RSC_MEASUREMENT) is not None
             # Connected goes first so that the consumer sees it before any record
-            self._put(SensorConnected(now, key, sensor.address or device.address, device.name,
-                                      sensor.session, has_rsc))
+            self._put(
+                SensorConnected(
+                    now, key, sensor.address or device.address, device.name, sensor.session, has_rsc
+                )
+            )
             logger.info("connected", extra={"sensor": key, "session": sensor.session})
             async with asyncio.timeout(o.io_timeout_s):
-                await client.start_notify(HEART_RATE_MEASUREMENT, self._on_notify_factory(
-                    key, HEART_RATE_MEASUREMENT, sensor.session))
+                await client.start_notify(
+                    HEART_RATE_MEASUREMENT,
+                    self._on_notify_factory(key, HEART_RATE_MEASUREMENT, sensor.session),
+                )
                 if has_rsc:
-                    await client.start_notify(RSC_MEASUREMENT, self._on_notify_factory(
-                        key, RSC_MEASUREMENT, sensor.session))
+                    await client.start_notify(
+                        RSC_MEASUREMENT,
+                        self._on_notify_factory(key, RSC_MEASUREMENT, sensor.session),
+                    )
             await self._read_info(client, sensor)
             while not lost.is_set():
                 await self._read_battery(client, sensor)
@@ -543,13 +607,18 @@ class DeviceManager:
             return None if raw is None else raw.decode("utf-8", "replace").rstrip("\x00")
 
         location = await self._read(client, BODY_SENSOR_LOCATION)
-        self._put(DeviceInfo(
-            self._clock(), sensor.spec.key, sensor.address or "",
-            manufacturer=text(await self._read(client, MANUFACTURER_NAME)),
-            model=text(await self._read(client, MODEL_NUMBER)),
-            serial=text(await self._read(client, SERIAL_NUMBER)),
-            firmware=text(await self._read(client, FIRMWARE_REVISION)),
-            body_location=location[0] if location else None))
+        self._put(
+            DeviceInfo(
+                self._clock(),
+                sensor.spec.key,
+                sensor.address or "",
+                manufacturer=text(await self._read(client, MANUFACTURER_NAME)),
+                model=text(await self._read(client, MODEL_NUMBER)),
+                serial=text(await self._read(client, SERIAL_NUMBER)),
+                firmware=text(await self._read(client, FIRMWARE_REVISION)),
+                body_location=location[0] if location else None,
+            )
+        )
 
     async def _read_battery(self, client: BleakClient, sensor: _Sensor) -> None:
         raw = await self._read(client, BATTERY_LEVEL)

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import csv
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -73,12 +74,18 @@ def main(argv: list[str], prog: str = "wellsense collect") -> int:
     from collector.minimise import MinimiseUnavailableError
     from collector.outbox import OutboxError
     from collector.rawstore import RawStoreError
-    from collector.service import serve
+    from collector.service import PublisherFailedError, serve
 
     try:
         asyncio.run(serve(config))
     except OutboxError as exc:
         print(f"{prog}: outbox problem: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except PublisherFailedError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except sqlite3.Error as exc:  # a full disk while journaling or committing, say
+        print(f"{prog}: outbox problem: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except (RawStoreError, MinimiseUnavailableError) as exc:
         print(f"{prog}: data minimisation: {exc}", file=sys.stderr)

@@ -60,6 +60,16 @@ class MinimiseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """End-to-end delivery (``[outbox]``): re-sending and the batch journal."""
+
+    confirm_timeout_s: float = 30.0  # first wait for processing's storage confirmation
+    confirm_timeout_max_s: float = 900.0  # the wait doubles per attempt up to this
+    max_unconfirmed: int = 1000  # sent but unconfirmed messages at once
+    journal_sync_s: float = 1.0  # fsync of the batch journal (the power-cut bound)
+
+
+@dataclass(frozen=True, slots=True)
 class CollectorConfig:
     path: Path
     study: str
@@ -74,6 +84,7 @@ class CollectorConfig:
     health_interval_s: float
     sensors: tuple[SensorConfig, ...]
     minimise: MinimiseConfig = MinimiseConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
 
     @property
     def outbox_path(self) -> Path:
@@ -116,6 +127,14 @@ def load(path: Path) -> CollectorConfig:
 
     ob = root.table("outbox")
     outbox_max_bytes = ob.int("max_bytes", 512 * 1024 * 1024, lo=1024 * 1024)
+    delivery = DeliveryConfig(
+        confirm_timeout_s=ob.float("confirm_timeout_s", 30.0, lo=1.0, hi=3600.0),
+        confirm_timeout_max_s=ob.float("confirm_timeout_max_s", 900.0, lo=1.0, hi=86400.0),
+        max_unconfirmed=ob.int("max_unconfirmed", 1000, lo=1, hi=1_000_000),
+        journal_sync_s=ob.float("journal_sync_s", 1.0, lo=0.05, hi=60.0),
+    )
+    if delivery.confirm_timeout_max_s < delivery.confirm_timeout_s:
+        raise ob.error("confirm_timeout_max_s", "must not be below confirm_timeout_s")
     ob.reject_unknown()
 
     bl = root.table("ble")
@@ -164,6 +183,7 @@ def load(path: Path) -> CollectorConfig:
         health_interval_s=health_interval_s,
         sensors=sensors,
         minimise=minimise,
+        delivery=delivery,
     )
 
 

@@ -1,12 +1,39 @@
 """Durable store-and-forward outbox with per-device sequence numbers (SQLite, WAL).
 
 Every wire message is committed here before it is published and deleted
-only after the broker's PUBACK, so nothing is lost while the network or the
-server is down, or when the process dies. One SQLite file holds both the
-messages and each device's next sequence number, and both change in the
-same transaction: a crash can never reuse a sequence number (the counter is
-durable the moment the message is) nor skip one silently (``append``
-refuses any number but the next).
+only when processing confirms it is stored (:mod:`collector.stored`), so
+nothing is lost while the network, the broker, processing or InfluxDB is
+down, or when a process dies. One SQLite file holds the messages and each
+device's next sequence number, and both change in the same transaction: a
+crash can never reuse a sequence number (the counter is durable the moment
+the message is) nor skip one silently (``append`` refuses any number but
+the next).
+
+Row states
+    *appended* (``sent_ns`` NULL) -> *sent* (:meth:`Outbox.mark_sent` on the
+    broker's PUBACK, any reason code: it only means the broker has it) ->
+    deleted by :meth:`Outbox.confirm` once a storage confirmation covers
+    its (epoch, device, seq). A sent row that stays unconfirmed is sent
+    again by the publisher (:mod:`collector.publisher`); repeats are harmless
+    (idempotent writes, de-duplication in processing).
+
+Epoch
+    A random 128-bit id (32 hex digits) created with the file and kept in it
+    (:attr:`Outbox.epoch`). Every message carries it, so when an outbox is
+    replaced (a corrupt file moved aside, a re-flashed SD card, a swapped
+    gateway) and sequence numbers restart at 0, processing does not take the
+    new messages for repeats of the old ones. Rows from before schema 2 have
+    no epoch (``legacy``) and are confirmed with ``epoch: null``.
+
+Batch journal
+    The samples of the batcher's open batches (:mod:`collector.batcher`) are
+    journaled in the same file and deleted in the transaction that appends
+    their closed batch, so a sample is either in the journal or in a message,
+    never both, never neither. Journal commits are not fsynced
+    (``synchronous=NORMAL`` for them), so a process crash loses nothing; a
+    power cut loses at most what was journaled since the last fsync of the
+    WAL (:meth:`Outbox.sync`, called by the collector every
+    ``journal_sync_s``, and every FULL commit).
 
 Durability (fsync) policy
     The database runs in WAL mode. With ``synchronous="FULL"`` (default)
@@ -46,10 +73,11 @@ import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -59,6 +87,7 @@ from collector.sqlitetx import immediate
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "FIRST_SEQ",
+    "JournalRow",
     "MessageTooLargeError",
     "Outbox",
     "OutboxCorruptError",
@@ -76,7 +105,7 @@ FIRST_SEQ = 0
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 """About a week of 4 sensors' HR + RR at typical message sizes."""
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
@@ -95,6 +124,24 @@ CREATE TABLE outbox (
 CREATE TABLE device_seq (device TEXT PRIMARY KEY, next_seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO counters VALUES ('evicted', 0), ('evicted_bytes', 0);
+"""
+# Schema 2 (also the migration from 1): row states, the epoch, the batch journal.
+_SCHEMA_2 = """
+ALTER TABLE outbox ADD COLUMN sent_ns INTEGER;
+ALTER TABLE outbox ADD COLUMN legacy INTEGER NOT NULL DEFAULT 0;
+UPDATE outbox SET legacy = 1;
+CREATE UNIQUE INDEX outbox_device_seq ON outbox (device, seq);
+CREATE INDEX outbox_sent ON outbox (sent_ns) WHERE sent_ns IS NOT NULL;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE journal (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    participant TEXT,
+    topic TEXT NOT NULL,
+    sample TEXT NOT NULL
+);
+INSERT OR IGNORE INTO counters VALUES ('confirmed_dead', 0);
 """
 
 
@@ -151,15 +198,32 @@ class OutboxMessage:
     device: str
     seq: int
     created_ns: int
+    sent_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """One journaled sample of an open batch (``sample`` is its wire JSON)."""
+
+    id: int
+    device: str
+    stream: str
+    participant: str | None
+    topic: str
+    sample: str
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxStats:
     """Counters since the outbox file was created (they survive restarts).
 
-    ``appended == acked + evicted + purged + depth`` always holds.
-    ``oldest_age_s`` is ``None`` when the outbox is empty. ``purged`` counts
-    messages deleted on an erasure request (:meth:`Outbox.purge`).
+    ``appended == acked + evicted + purged + depth`` always holds; ``acked``
+    counts messages confirmed by processing (stored or dead-lettered; the
+    latter also in ``confirmed_dead``). ``sent`` of the ``depth`` rows were
+    acknowledged by the broker and await confirmation. ``oldest_age_s`` is
+    ``None`` when the outbox is empty. ``purged`` counts messages deleted on
+    an erasure request (:meth:`Outbox.purge`). ``journal`` is the number of
+    journaled samples of open batches.
     """
 
     appended: int
@@ -170,6 +234,9 @@ class OutboxStats:
     depth_bytes: int
     oldest_age_s: float | None
     purged: int = 0
+    sent: int = 0
+    confirmed_dead: int = 0
+    journal: int = 0
 
 
 class Outbox:
@@ -262,21 +329,25 @@ class Outbox:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == _SCHEMA_VERSION:
-            return
-        if version != 0:
+        if version not in (0, 1, _SCHEMA_VERSION):
             raise OutboxError(
                 f"{self.path} has outbox schema {version}; this code knows {_SCHEMA_VERSION}"
             )
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if tables:
-            raise OutboxCorruptError(self.path, "an SQLite database that is not an outbox")
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+        if version == 0:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise OutboxCorruptError(self.path, "an SQLite database that is not an outbox")
+        if version != _SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            script = (_SCHEMA if version == 0 else "") + _SCHEMA_2
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            # A new file, or one that never had an epoch: a new random one.
+            conn.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(16),))
+            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        self.epoch: str = conn.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()[0]
 
     # -- transactions --------------------------------------------------------------
 
@@ -324,7 +395,12 @@ class Outbox:
             return self._append_locked(conn, topic, lambda _seq: payload, device, seq)[0]
 
     def append_next(
-        self, topic: str, device: str, build: Callable[[int], bytes]
+        self,
+        topic: str,
+        device: str,
+        build: Callable[[int], bytes],
+        *,
+        journal_key: tuple[str, str] | None = None,
     ) -> tuple[int, int]:
         """Allocate the device's next sequence number and append in one step.
 
@@ -332,13 +408,15 @@ class Outbox:
         inside the transaction, so it must be quick and must not touch this
         outbox. Returns ``(id, seq)``. Prefer this over ``next_seq`` +
         ``append`` when several threads produce for the same device.
+        ``journal_key`` (device, stream): delete that open batch's journaled
+        samples in the same transaction (they are now in this message).
         """
         if not topic:
             raise ValueError("topic must not be empty")
         if not device:
             raise ValueError("device must not be empty")
         with self._locked() as conn:
-            return self._append_locked(conn, topic, build, device, None)
+            return self._append_locked(conn, topic, build, device, None, journal_key)
 
     def _append_locked(
         self,
@@ -347,9 +425,12 @@ class Outbox:
         build: Callable[[int], bytes],
         device: str,
         seq: int | None,
+        journal_key: tuple[str, str] | None = None,
     ) -> tuple[int, int]:
         now = self._clock()
         with immediate(conn):
+            if journal_key is not None:
+                conn.execute("DELETE FROM journal WHERE device = ? AND stream = ?", journal_key)
             expected = self._next_seq(conn, device)
             if seq is not None and seq != expected:
                 raise SequenceError(device, expected, seq)
@@ -424,17 +505,144 @@ class Outbox:
             raise ValueError(f"limit must be positive, got {limit}")
         with self._locked() as conn:
             rows = conn.execute(
-                "SELECT id, topic, payload, device, seq, created_ns FROM outbox"
+                "SELECT id, topic, payload, device, seq, created_ns, sent_ns FROM outbox"
                 " WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit),
             ).fetchall()
         return [OutboxMessage(*row) for row in rows]
 
-    def delete(self, message_id: int) -> bool:
-        """Remove an acknowledged message; False if it is already gone.
+    def get(self, ids: Iterable[int]) -> list[OutboxMessage]:
+        """The messages with these ids that are still stored, in id order."""
+        wanted = sorted(set(ids))
+        out: list[OutboxMessage] = []
+        with self._locked() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                out += [
+                    OutboxMessage(*row)
+                    for row in conn.execute(
+                        "SELECT id, topic, payload, device, seq, created_ns, sent_ns FROM outbox"
+                        f" WHERE id IN ({marks}) ORDER BY id",
+                        chunk,
+                    )
+                ]
+        return out
 
-        Call it only after the broker's PUBACK. Deleting an id that was
-        evicted, or deleting twice, is harmless.
+    def mark_sent(self, ids: Iterable[int]) -> set[int]:
+        """Record the broker's PUBACK for these rows (one transaction); return those still stored.
+
+        A PUBACK only means the broker has the message (even reason 0x10, no
+        matching subscribers): the row stays until :meth:`confirm`.
+        """
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        now = self._clock()
+        present: set[int] = set()
+        with self._locked() as conn, immediate(conn):
+            for row_id in wanted:
+                cursor = conn.execute("UPDATE outbox SET sent_ns = ? WHERE id = ?", (now, row_id))
+                if cursor.rowcount:
+                    present.add(row_id)
+        return present
+
+    def confirm(
+        self,
+        epoch: str | None,
+        device: str,
+        stored: Iterable[tuple[int, int]],
+        dead: Iterable[tuple[int, int]] = (),
+    ) -> list[int]:
+        """Delete the rows a storage confirmation covers; return their ids.
+
+        ``epoch`` must be this outbox's (else nothing matches: a confirmation
+        for a replaced outbox) or ``None`` for rows from before schema 2.
+        ``stored`` and ``dead`` are inclusive sequence ranges; ``dead`` ones
+        were dead-lettered by processing and are counted as such.
+        """
+        if epoch is not None and epoch != self.epoch:
+            return []
+        legacy = 1 if epoch is None else 0
+        deleted: list[int] = []
+        freed = n_dead = 0
+        with self._locked() as conn:
+            with immediate(conn):
+                for ranges, is_dead in ((stored, False), (dead, True)):
+                    for lo, hi in ranges:
+                        where = "device = ? AND seq BETWEEN ? AND ? AND legacy = ?"
+                        args = (device, lo, hi, legacy)
+                        rows = conn.execute(
+                            f"SELECT id, size FROM outbox WHERE {where}", args
+                        ).fetchall()
+                        if not rows:
+                            continue
+                        conn.execute(f"DELETE FROM outbox WHERE {where}", args)
+                        deleted += [r[0] for r in rows]
+                        freed += sum(r[1] for r in rows)
+                        n_dead += len(rows) if is_dead else 0
+                if n_dead:
+                    conn.execute(
+                        "UPDATE counters SET value = value + ? WHERE name = 'confirmed_dead'",
+                        (n_dead,),
+                    )
+            self._depth -= len(deleted)
+            self._depth_bytes -= freed
+        return deleted
+
+    # -- batch journal ---------------------------------------------------------------
+
+    def journal_add(self, rows: Iterable[tuple[str, str, str | None, str, str]]) -> None:
+        """Journal samples of open batches: ``(device, stream, participant, topic, json)``.
+
+        One transaction, not fsynced (``synchronous=NORMAL``): a process crash
+        loses none of them, a power cut what came after the last :meth:`sync`.
+        """
+        batch = list(rows)
+        if not batch:
+            return
+        with self._locked() as conn:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with immediate(conn):
+                    conn.executemany(
+                        "INSERT INTO journal (device, stream, participant, topic, sample)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        batch,
+                    )
+            finally:
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def journal(self) -> list[JournalRow]:
+        """Every journaled sample, oldest first (to reopen the batches after a restart)."""
+        with self._locked() as conn:
+            rows = conn.execute(
+                "SELECT id, device, stream, participant, topic, sample FROM journal ORDER BY id"
+            ).fetchall()
+        return [JournalRow(*row) for row in rows]
+
+    def journal_clear(self, key: tuple[str, str]) -> None:
+        """Forget the journaled samples of one (device, stream) batch."""
+        with self._locked() as conn, immediate(conn):
+            conn.execute("DELETE FROM journal WHERE device = ? AND stream = ?", key)
+
+    def sync(self) -> None:
+        """fsync the WAL: journal commits made since become power-cut safe."""
+        wal = Path(f"{self.path}-wal")
+        with self._lock:
+            if self._lock_fd < 0 or not wal.exists():
+                return
+            fd = os.open(wal, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def delete(self, message_id: int) -> bool:
+        """Remove a message by id; False if it is already gone.
+
+        The publisher deletes through :meth:`confirm`; this is for tools and
+        tests. Deleting an id that was evicted, or deleting twice, is harmless.
         """
         with self._locked() as conn:
             with immediate(conn):
@@ -463,6 +671,7 @@ class Outbox:
                     f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE {clause}", args
                 ).fetchone()
                 conn.execute(f"DELETE FROM outbox WHERE {clause}", args)
+                conn.execute(f"DELETE FROM journal WHERE {clause}", args)
                 conn.execute("INSERT OR IGNORE INTO counters VALUES ('purged', 0)")
                 conn.execute("UPDATE counters SET value = value + ? WHERE name = 'purged'", (rows,))
             self._depth -= rows
@@ -477,6 +686,10 @@ class Outbox:
             ).fetchone()[0]
             counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
             oldest = conn.execute("SELECT created_ns FROM outbox ORDER BY id LIMIT 1").fetchone()
+            sent = conn.execute("SELECT COUNT(*) FROM outbox WHERE sent_ns IS NOT NULL").fetchone()[
+                0
+            ]
+            journal = conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
             depth, depth_bytes = self._depth, self._depth_bytes
         evicted = counters["evicted"]
         purged = counters.get("purged", 0)
@@ -491,6 +704,9 @@ class Outbox:
             # Clamped: the wall clock may step back (NTP) after the append.
             oldest_age_s=None if oldest is None else max(0, self._clock() - oldest[0]) / 1e9,
             purged=purged,
+            sent=sent,
+            confirmed_dead=counters.get("confirmed_dead", 0),
+            journal=journal,
         )
 
     def close(self) -> None:

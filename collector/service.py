@@ -3,7 +3,14 @@
 One asyncio loop runs the BLE device manager and the consumer that parses
 and batches; the publisher drains the outbox on its own thread. Stopping
 (SIGTERM/SIGINT) commits every open batch before it disconnects, so an
-orderly shutdown loses nothing. With ``[minimise] enabled`` raw batches go to
+orderly shutdown loses nothing; open batches are also journaled after each
+group of samples (:mod:`collector.batcher`), so a SIGKILL loses nothing
+either.
+
+Supervision: the systemd watchdog is pinged from the loop only while the
+publisher is healthy too; if the publisher dies (an SQLite error, a full
+disk) the service stops with :class:`PublisherFailedError` and the command
+exits non-zero, so systemd restarts it. With ``[minimise] enabled`` raw batches go to
 the local raw store instead and only window features are published
 (:mod:`collector.minimise`).
 """
@@ -47,6 +54,10 @@ def _clocks() -> tuple[Callable[[], int], Callable[[], wire.ClockQuality]]:
     return ble.sim_clock_ns(epoch, scale, anchor), simulated_clock_quality
 
 
+class PublisherFailedError(RuntimeError):
+    """The publisher thread died; the collector stops so that systemd restarts it."""
+
+
 def sensor_specs(sensors: tuple[SensorConfig, ...]) -> list[ble.SensorSpec]:
     return [
         ble.SensorSpec(
@@ -86,6 +97,9 @@ class CollectorService:
             study=config.study,
             gateway=config.gateway,
             max_inflight=config.max_inflight,
+            max_unconfirmed=config.delivery.max_unconfirmed,
+            confirm_timeout_s=config.delivery.confirm_timeout_s,
+            confirm_timeout_max_s=config.delivery.confirm_timeout_max_s,
         )
         self.publisher.command_handler = CommandHandler(
             study=config.study,
@@ -118,6 +132,8 @@ class CollectorService:
                 now_ns=self.now_ns,
             )
             self.batcher.raw_sink = self.minimiser.keep
+        # After the withdrawal purge above: an erased participant's samples are gone.
+        self.batcher.recover()
         self.health_route = Route(None, config.gateway)
         self.manager = self._manager()
 
@@ -182,11 +198,23 @@ class CollectorService:
         next_health = time.monotonic()
         watchdog_s = sdnotify.watchdog_interval_s()
         next_watchdog = time.monotonic()
+        sync_s = self.config.delivery.journal_sync_s
+        next_sync = time.monotonic() + sync_s
         sdnotify.notify("READY=1")
         try:
             while not stop.is_set():
-                if watchdog_s is not None and time.monotonic() >= next_watchdog:
-                    # From the loop itself: a wedged loop stops the pings.
+                if self.publisher.failure is not None:
+                    raise PublisherFailedError(
+                        f"the publisher stopped: {type(self.publisher.failure).__name__}: "
+                        f"{self.publisher.failure}"
+                    ) from self.publisher.failure
+                if (
+                    watchdog_s is not None
+                    and time.monotonic() >= next_watchdog
+                    and self.publisher.healthy()
+                ):
+                    # From the loop itself, and only while the publisher turns too:
+                    # a wedged loop or a stuck publisher stops the pings.
                     sdnotify.notify("WATCHDOG=1")
                     next_watchdog = time.monotonic() + watchdog_s
                 with contextlib.suppress(TimeoutError):
@@ -195,6 +223,12 @@ class CollectorService:
                     # Drain what is already queued without waking the loop each time.
                     while not self.manager.queue.empty():
                         self.ingest.handle(self.manager.queue.get_nowait())
+                # Journal the group before anything else: a SIGKILL from here on
+                # loses none of these samples.
+                self.batcher.journal_flush()
+                if time.monotonic() >= next_sync:
+                    self.outbox.sync()
+                    next_sync = time.monotonic() + sync_s
                 self.batcher.flush_due()
                 if self.minimiser is not None:
                     self.minimiser.tick()
@@ -205,12 +239,23 @@ class CollectorService:
         finally:
             sdnotify.notify("STOPPING=1")
             await self.manager.stop()
-            while not self.manager.queue.empty():
-                self.ingest.handle(self.manager.queue.get_nowait())
-            self.batcher.flush_all()
-            drained = await asyncio.to_thread(self.publisher.drain, 5.0)
+            failed = self.publisher.failure is not None
+            try:
+                while not self.manager.queue.empty():
+                    self.ingest.handle(self.manager.queue.get_nowait())
+                self.batcher.flush_all()
+            except Exception:
+                # The outbox is failing too (a full disk, say): what is journaled
+                # is recovered at the next start; the rest cannot be kept.
+                log.exception("could not commit the open batches while stopping")
+                failed = True
+            drained = False
+            if not failed:
+                drained = await asyncio.to_thread(self.publisher.drain, 5.0)
             self.publisher.stop()
-            depth = self.outbox.stats().depth
+            depth = None
+            with contextlib.suppress(Exception):
+                depth = self.outbox.stats().depth
             self.outbox.close()
             if self.raw_store is not None:
                 self.raw_store.close()
@@ -233,8 +278,12 @@ class CollectorService:
                 },
                 "outbox_depth": stats.depth,
                 "outbox_evicted": stats.evicted,
+                "outbox_sent": stats.sent,
                 "published": c.published,
                 "acked": c.acked,
+                "confirmed": c.confirmed,
+                "confirmed_dead": c.confirmed_dead,
+                "resent": c.resent,
                 "broker_connected": self.publisher.connected,
                 **self._minimise_summary(),
             },

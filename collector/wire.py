@@ -20,6 +20,12 @@ Topics
 ``wellsense/v1/<study>/_gateways/<gateway>/cmd``
     Commands to a gateway (erasure, withdrawal): one retained ``wellsense.cmd.v1``
     message, defined in collector/commands.py.
+``wellsense/v1/<study>/_gateways/<gateway>/stored``
+    Written only by processing, read only by that gateway: which of the
+    gateway's messages are stored in InfluxDB (or dead-lettered), as
+    ``wellsense.stored.v1`` sequence ranges per (epoch, device); defined in
+    collector/stored.py. The gateway deletes a message from its outbox only
+    when one of these covers it.
 ``wellsense/v1/<study>/_deadletter`` and ``wellsense/v1/<study>/_alerts``
     Written by processing.
 
@@ -37,6 +43,10 @@ Message (UTF-8 JSON object, at most ``MAX_MESSAGE_BYTES``)
 ``clock``        ``{"synced": bool, "source": "ntp"|"rtc"|"none"|"sim",
                  "max_error_ms": float | null}``: how far sample times can be trusted
 ``samples``      non-empty list of samples of the stream's kind (below)
+``epoch``        optional: the gateway outbox's epoch, 16-32 lowercase hex
+                 digits, random per outbox file. ``(epoch, device, seq)``
+                 names a message; a new outbox (new epoch) restarts ``seq``
+                 at 0 without its messages being taken for repeats.
 ===============  =========================================================
 
 Sample kinds (timestamps ``ts_ns`` are ns since the Unix epoch, UTC):
@@ -306,6 +316,7 @@ class Message:
     sent_ns: int
     clock: ClockQuality
     samples: tuple[Sample, ...]
+    epoch: str | None = None  # the outbox's epoch (optional; see the module docstring)
 
     @property
     def topic(self) -> str:
@@ -348,7 +359,7 @@ def participant_topic(study: str, participant: str, stream: str) -> str:
 def gateway_topic(study: str, gateway: str, leaf: str) -> str:
     check_id(study, "study")
     check_id(gateway, "gateway")
-    if leaf not in ("state", "health", "cmd"):
+    if leaf not in ("state", "health", "cmd", "stored"):
         raise FieldValueError("topic", f"unknown gateway topic {leaf!r}")
     return f"{TOPIC_ROOT}/{study}/_gateways/{gateway}/{leaf}"
 
@@ -505,8 +516,10 @@ _MESSAGE_KEYS: Final = frozenset(
         "sent_ns",
         "clock",
         "samples",
+        "epoch",
     }
 )
+EPOCH_PATTERN: Final = re.compile(r"^[0-9a-f]{16,32}$")
 _CLOCK_KEYS: Final = frozenset({"synced", "source", "max_error_ms"})
 
 
@@ -654,6 +667,14 @@ _SAMPLE_DECODERS: dict[str, Callable[[Mapping[str, Any], str], Sample]] = {
 }
 
 
+def _epoch(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not EPOCH_PATTERN.match(value):
+        raise FieldValueError("epoch", "expected 16-32 lowercase hex digits")
+    return value
+
+
 def _reject_constant(token: str) -> Any:
     # json.loads accepts NaN/Infinity by default; the contract does not.
     raise FieldValueError("", f"non-finite number {token} is not allowed")
@@ -721,6 +742,7 @@ def decode(payload: bytes, topic: str | None = None) -> Message:
         sent_ns=_ts(_field(obj, "sent_ns", ""), "sent_ns"),
         clock=clock,
         samples=samples,
+        epoch=_epoch(obj.get("epoch")),
     )
     if topic is not None:
         expected = message.topic
@@ -759,7 +781,22 @@ def encode(message: Message) -> bytes:
         "clock": asdict(message.clock),
         "samples": [_jsonable(s) for s in message.samples],
     }
+    if message.epoch is not None:
+        body["epoch"] = message.epoch
     payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     if len(payload) > MAX_MESSAGE_BYTES:
         raise MessageTooLargeError("", f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}; batch smaller")
     return payload
+
+
+def sample_to_json(sample: Sample) -> dict[str, Any]:
+    """One sample as the JSON object it is in a message (the gateway's batch journal)."""
+    return _jsonable(sample)
+
+
+def sample_from_json(stream: str, raw: Any) -> Sample:
+    """Decode one sample of ``stream`` as :func:`decode` would; raise :class:`WireError`."""
+    decoder = _SAMPLE_DECODERS.get(stream)
+    if decoder is None:
+        raise FieldValueError("stream", f"unknown stream {stream!r}")
+    return decoder(_object(raw, "sample"), "")
