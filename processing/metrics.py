@@ -41,6 +41,7 @@ class Metrics:
     samples_written: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    confirmations: int = 0  # storage confirmation messages published to gateways
     gaps: int = 0
     missing_seq: int = 0
     late: int = 0
@@ -70,6 +71,7 @@ class Metrics:
             "samples_written": self.samples_written,
             "dead_lettered": sum(self.dead_lettered.values()),
             "duplicates": self.duplicates,
+            "confirmations": self.confirmations,
             "gaps": self.gaps,
             "missing_seq": self.missing_seq,
             "late": self.late,

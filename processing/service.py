@@ -10,7 +10,9 @@ state is shared. The loop is
    counted, the rest turned into line protocol (:mod:`processing.schema`);
 3. write the batch (:mod:`processing.writer` retries transient errors in
    place; data InfluxDB rejects is isolated message by message);
-4. only then acknowledge every message of the batch, in receipt order;
+4. only then confirm to each gateway which of its messages are stored or
+   dead-lettered (:mod:`processing.confirm`; the gateway deletes them from its
+   outbox only then) and acknowledge every message of the batch, in receipt order;
 5. mark the touched feature windows dirty and compute the due ones
    (:mod:`processing.windows`, :mod:`processing.featurejobs`);
 6. every ``stats_interval_s``: a JSON summary log line and a ``wellsense_self`` point.
@@ -38,9 +40,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from collector import wire
+from collector import stored, wire
 from collector.mqtt import new_client
-from processing import deadletter, schema
+from processing import confirm, deadletter, schema
 from processing.config import ProcessingConfig
 from processing.dedup import SeqTracker, Verdict
 from processing.metrics import Metrics
@@ -68,6 +70,8 @@ class _Pending:
     lines: list[str] = field(default_factory=list)
     message: wire.Message | None = None
     deadletters: list[mqtt.MQTTMessageInfo] = field(default_factory=list)
+    # Whom to confirm it to once handled (None: a state message, or no envelope).
+    envelope: stored.Envelope | None = None
 
 
 class Service:
@@ -283,9 +287,15 @@ class Service:
             message = wire.decode(pending.payload, topic=msg.topic)
         except wire.WireError as exc:
             self._deadletter(pending, exc.reason, exc.field, str(exc))
+            # Handled: confirmed as dead so the gateway stops sending it.
+            pending.envelope = stored.envelope(pending.payload)
             return pending
+        pending.envelope = stored.Envelope(
+            message.gateway, message.epoch, message.device, message.seq
+        )
         key = f"gw:{message.device}" if message.stream == "health" else message.device
-        seen = self.tracker.see(key, message.seq)
+        # The outbox epoch is part of the key: a replaced outbox restarts at seq 0.
+        seen = self.tracker.see(f"{message.epoch or '-'}/{key}", message.seq)
         if seen.verdict is Verdict.DUPLICATE:
             self.metrics.duplicates += 1
             return pending
@@ -384,10 +394,22 @@ class Service:
             )
             self._isolate(batch)
         self._await_deadletters(batch)
+        self._confirm(batch)
         written_ns = self.wall_ns()
         for p in batch:
             self._client.ack(p.mid, p.qos)
         self._after_write(batch, written_ns, n_lines)
+
+    def _confirm(self, batch: list[_Pending]) -> None:
+        """Tell each gateway which of its messages are stored (or dead-lettered).
+
+        Not awaited: a lost confirmation only means the gateway sends the
+        message again, and a repeat is confirmed again.
+        """
+        handled = [(p.envelope, bool(p.deadletters)) for p in batch if p.envelope is not None]
+        for topic, payload in confirm.payloads(self.config.study, handled):
+            self._client.publish(topic, payload, qos=1)
+            self.metrics.confirmations += 1
 
     def _isolate(self, batch: list[_Pending]) -> None:
         for p in batch:

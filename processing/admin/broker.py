@@ -74,7 +74,8 @@ def render_acl_header(study: str, broker: BrokerSettings, template_dir: Path | N
 
 
 def gateway_acl_block(study: str, gateway: str, participants: Iterable[str]) -> str:
-    """One gateway's ACL: its participants' streams, its status topics, its command topic.
+    """One gateway's ACL: its participants' streams, its status topics, its command topic
+    and its storage confirmations (``stored``, read only: written by processing).
 
     The streams are every participant stream of the wire contract, ``features``
     (data minimisation mode) included, so a gateway can be switched to the mode
@@ -86,6 +87,8 @@ def gateway_acl_block(study: str, gateway: str, participants: Iterable[str]) -> 
     """
     lines = [f"{_BEGIN}{gateway}", f"user {wire.check_id(gateway, 'gateway')}"]
     lines.append(f"topic read {wire.gateway_topic(study, gateway, 'cmd')}")
+    # Processing's storage confirmations for this gateway's outbox (read only).
+    lines.append(f"topic read {wire.gateway_topic(study, gateway, 'stored')}")
     lines += [
         f"topic write {wire.gateway_topic(study, gateway, leaf)}" for leaf in ("state", "health")
     ]

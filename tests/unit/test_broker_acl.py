@@ -6,6 +6,7 @@ from pathlib import Path
 
 from collector import wire
 from processing.admin import broker
+from processing.admin.settings import BrokerSettings
 
 
 def test_gateway_block_grants_every_participant_stream_of_its_own_participants_only() -> None:
@@ -22,7 +23,25 @@ def test_gateway_block_grants_every_participant_stream_of_its_own_participants_o
     assert "topic write wellsense/v1/pilot/p-1/selfreport" in block.splitlines()
     assert not any("p-3" in ln for ln in block.splitlines())
     reads = [ln for ln in block.splitlines() if ln.startswith("topic read")]
-    assert reads == ["topic read wellsense/v1/pilot/_gateways/gw-a/cmd"]
+    assert reads == [
+        "topic read wellsense/v1/pilot/_gateways/gw-a/cmd",
+        "topic read wellsense/v1/pilot/_gateways/gw-a/stored",
+    ]
+    # A gateway reads its own storage confirmations and may never write one.
+    assert not any(ln.startswith("topic write") and "stored" in ln for ln in block.splitlines())
+
+
+def test_only_processing_writes_storage_confirmations() -> None:
+    header = broker.render_acl_header("pilot", _settings())
+    users: dict[str, list[str]] = {}
+    current = ""
+    for line in header.splitlines():
+        if line.startswith("user "):
+            current = line.split()[1]
+        elif line.startswith("topic ") and current:
+            users.setdefault(current, []).append(line)
+    assert "topic write wellsense/v1/pilot/_gateways/+/stored" in users["wellsense-processing"]
+    assert "topic read wellsense/v1/pilot/_gateways/+/stored" not in users["wellsense-processing"]
 
 
 def test_acl_participants_reads_back_the_participants(tmp_path: Path) -> None:
@@ -33,3 +52,19 @@ def test_acl_participants_reads_back_the_participants(tmp_path: Path) -> None:
     broker.set_gateway_acl(acl, "pilot", "gw-a", ["p-2"])
     assert broker.acl_participants(acl, "gw-a") == {"p-2"}
     assert "p-1/selfreport" not in acl.read_text()
+
+
+def _settings() -> BrokerSettings:
+    p = Path("/nonexistent")
+    return BrokerSettings(
+        public_url="mqtts://broker.example:8883",
+        ca_file=p,
+        cert_file=p,
+        key_file=p,
+        port=8883,
+        bind_address="0.0.0.0",
+        password_file=p,
+        acl_file=p,
+        processing_user="wellsense-processing",
+        admin_user="wellsense-admin",
+    )
