@@ -41,7 +41,7 @@ SCHEMA: Final = "wellsense.stored.v1"
 MAX_STORED_BYTES: Final = 64 * 1024
 MAX_ENTRIES: Final = 1024
 MAX_RANGES: Final = 4096
-MAX_DEPTH: Final = 4  # object > entries list > entry > ranges list > range
+MAX_DEPTH: Final = 5  # object > entries list > entry > ranges list > range
 
 _KEYS: Final = frozenset({"schema", "entries"})
 _ENTRY_KEYS: Final = frozenset({"epoch", "device", "stored", "dead"})

@@ -1,4 +1,10 @@
-"""De-duplication and gap detection by (device, sequence number), in bounded memory.
+"""De-duplication and gap detection by (epoch, device, sequence number), in bounded memory.
+
+The epoch is the gateway outbox's random id (wire field ``epoch``): a
+replaced outbox (a corrupt file moved aside, a re-flashed SD card, a swapped
+gateway) restarts sequence numbers at 0 under a new epoch, and those are new
+messages, not repeats. Messages without an epoch (older gateways) share the
+``None`` epoch of their device.
 
 Each device keeps a high-water mark (the highest sequence number seen) and the
 set of numbers seen within ``window`` below it. A number inside that range
@@ -61,13 +67,18 @@ class SeqTracker:
     def __len__(self) -> int:
         return len(self._devices)
 
-    def peek(self, device: str, seq: int) -> bool:
-        """True if ``(device, seq)`` is a known duplicate (does not record it)."""
-        state = self._devices.get(device)
+    @staticmethod
+    def _key(device: str, epoch: str | None) -> str:
+        return device if epoch is None else f"{epoch}/{device}"
+
+    def peek(self, device: str, seq: int, epoch: str | None = None) -> bool:
+        """True if ``(epoch, device, seq)`` is a known duplicate (does not record it)."""
+        state = self._devices.get(self._key(device, epoch))
         return state is not None and seq in state.recent
 
-    def see(self, device: str, seq: int) -> Seen:
-        """Record ``(device, seq)`` and say what it was."""
+    def see(self, device: str, seq: int, epoch: str | None = None) -> Seen:
+        """Record ``(epoch, device, seq)`` and say what it was."""
+        device = self._key(device, epoch)
         state = self._devices.get(device)
         if state is None:
             self._devices[device] = _Device(hwm=seq, recent={seq})

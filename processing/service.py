@@ -295,7 +295,7 @@ class Service:
         )
         key = f"gw:{message.device}" if message.stream == "health" else message.device
         # The outbox epoch is part of the key: a replaced outbox restarts at seq 0.
-        seen = self.tracker.see(f"{message.epoch or '-'}/{key}", message.seq)
+        seen = self.tracker.see(key, message.seq, message.epoch)
         if seen.verdict is Verdict.DUPLICATE:
             self.metrics.duplicates += 1
             return pending

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -377,3 +378,106 @@ def test_outbox_imports_only_the_standard_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- end-to-end delivery: appended -> sent -> confirmed ---------------------------------
+
+
+def test_row_is_sent_on_puback_and_deleted_only_by_a_confirmation(outbox: Outbox) -> None:
+    ids = [_append(outbox, "dev-a", f"m{i}".encode()) for i in range(4)]
+    assert [m.sent_ns for m in outbox.peek(10)] == [None] * 4
+    assert outbox.mark_sent(ids[:3]) == set(ids[:3])
+    stats = outbox.stats()
+    assert (stats.depth, stats.sent, stats.acked) == (4, 3, 0)
+    assert [m.sent_ns is not None for m in outbox.peek(10)] == [True, True, True, False]
+    # Confirmations for another outbox (epoch) or another device delete nothing.
+    assert outbox.confirm("0" * 32, "dev-a", [(0, 3)]) == []
+    assert outbox.confirm(outbox.epoch, "dev-b", [(0, 3)]) == []
+    assert outbox.confirm(None, "dev-a", [(0, 3)]) == []  # legacy rows only
+    assert outbox.confirm(outbox.epoch, "dev-a", [(0, 1)], [(3, 3)]) == [ids[0], ids[1], ids[3]]
+    stats = outbox.stats()
+    assert (stats.depth, stats.sent, stats.acked, stats.confirmed_dead) == (1, 1, 3, 1)
+    assert [m.seq for m in outbox.peek(10)] == [2]
+    # A repeated confirmation is harmless; a PUBACK for a deleted row reports it gone.
+    assert outbox.confirm(outbox.epoch, "dev-a", [(0, 3)]) == [ids[2]]
+    assert outbox.mark_sent([ids[0]]) == set()
+    assert outbox.stats().depth == 0
+
+
+def test_unconfirmed_rows_survive_a_restart_with_their_state(db: Path) -> None:
+    with Outbox(db) as box:
+        ids = [_append(box, "dev-a") for _ in range(3)]
+        box.mark_sent(ids[:2])
+        epoch = box.epoch
+    with Outbox(db) as box:
+        assert box.epoch == epoch, "the epoch is stored in the file"
+        assert [m.sent_ns is not None for m in box.peek(10)] == [True, True, False]
+        assert [m.id for m in box.get([ids[2], ids[0], 999])] == [ids[0], ids[2]]
+        assert box.confirm(epoch, "dev-a", [(0, 2)]) == ids
+
+
+def test_a_new_file_gets_a_new_random_epoch(tmp_path: Path) -> None:
+    epochs = set()
+    for i in range(3):
+        with Outbox(tmp_path / f"o{i}.sqlite") as box:
+            assert re.fullmatch(r"[0-9a-f]{32}", box.epoch)
+            epochs.add(box.epoch)
+    assert len(epochs) == 3
+
+
+def test_schema_1_outbox_is_migrated_and_its_rows_confirmed_without_epoch(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """
+        CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL,
+            seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+            size INTEGER NOT NULL, created_ns INTEGER NOT NULL);
+        CREATE TABLE device_seq (device TEXT PRIMARY KEY, next_seq INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO counters VALUES ('evicted', 0), ('evicted_bytes', 0);
+        INSERT INTO outbox VALUES (1, 'dev-a', 0, 't/x', x'7b7d', 5, 1),
+            (2, 'dev-a', 1, 't/x', x'7b7d', 5, 1);
+        INSERT INTO device_seq VALUES ('dev-a', 2);
+        PRAGMA user_version = 1;
+        """
+    )
+    conn.close()
+    with Outbox(db) as box:
+        new_id = _append(box, "dev-a")
+        assert box.confirm(box.epoch, "dev-a", [(0, 2)]) == [new_id], "old rows carry no epoch"
+        assert box.confirm(None, "dev-a", [(0, 2)]) == [1, 2]
+        assert box.stats().depth == 0
+
+
+def test_journal_rows_leave_in_the_transaction_that_commits_their_batch(outbox: Outbox) -> None:
+    outbox.journal_add(
+        [
+            ("dev-a", "hr", "p001", TOPIC, '{"n":1}'),
+            ("dev-a", "hr", "p001", TOPIC, '{"n":2}'),
+            ("dev-a", "activity", "p001", TOPIC, '{"n":3}'),
+        ]
+    )
+    assert [r.sample for r in outbox.journal()] == ['{"n":1}', '{"n":2}', '{"n":3}']
+    outbox.append_next(TOPIC, "dev-a", lambda seq: b"{}", journal_key=("dev-a", "hr"))
+    assert [(r.stream, r.sample) for r in outbox.journal()] == [("activity", '{"n":3}')]
+    outbox.sync()
+    assert outbox.stats().journal == 1
+    outbox.purge(("wellsense/v1/study1/p001/",))
+    assert outbox.journal() == []
+
+
+def test_journal_add_is_not_fsynced_but_survives_sigkill(db: Path) -> None:
+    code = (
+        "import os, signal, sys; from collector.outbox import Outbox;"
+        f"box = Outbox({str(db)!r});"
+        "box.journal_add([('dev-a', 'hr', 'p1', 't', '{}')] * 5);"
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    with Outbox(db) as box:
+        assert len(box.journal()) == 5
+        box.journal_add([("dev-a", "hr", "p1", "t", "{}")])
+        # Only the journal commit ran with NORMAL: messages are fsynced again.
+        assert box._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL

@@ -53,3 +53,21 @@ def test_gaps_reported_equal_numbers_skipped_ahead(order: list[int]) -> None:
             expected += seq - hwm - 1 if hwm >= 0 else 0
             hwm = seq
     assert skipped == expected
+
+
+def test_a_replaced_outbox_restarting_at_seq_0_is_new_under_its_new_epoch() -> None:
+    """The reported case: high-water mark 19,999, then a new outbox sends 0..19,999."""
+    old, new = "a" * 32, "b" * 32
+    legacy, tracked = SeqTracker(), SeqTracker()
+    for seq in range(20_000):
+        legacy.see("dev", seq)
+        tracked.see("dev", seq, old)
+    dropped_without_epoch = sum(legacy.see("dev", seq).is_duplicate for seq in range(20_000))
+    assert dropped_without_epoch == 7_709  # the reported loss before the epoch existed
+    verdicts = [tracked.see("dev", seq, new) for seq in range(20_000)]
+    assert sum(v.is_duplicate for v in verdicts) == 0
+    assert sum(v.gap for v in verdicts) == 0
+    # Repeats inside each epoch are still caught.
+    assert tracked.see("dev", 19_999, new).is_duplicate
+    assert tracked.see("dev", 19_999, old).is_duplicate
+    assert tracked.peek("dev", 19_990, new) and not tracked.peek("dev", 19_990)
