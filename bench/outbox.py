@@ -6,6 +6,14 @@
   ``synchronous=FULL`` and ``NORMAL`` against an append-only log file that
   writes a length-prefixed record per append and a tombstone per ack, with
   and without ``os.fsync``.
+* Delivery: the end-to-end acknowledgement path per message (``mark_sent``
+  for a turn's PUBACKs + ``confirm`` of a stored range, both batched) against
+  the peer ``delete`` per PUBACK that it replaced.
+* Batch journal: ``Batcher.add`` + ``journal_flush`` per sample (the worst
+  case: every notification its own journal commit) against the same batcher
+  without journal commits (open batches in memory only, as before the
+  journal), with the CPU time and the bytes written (``wchar`` of
+  /proc/self/io) per sample.
 
 Run: ``.venv/bin/python bench/outbox.py [--n 2000] [--dir DIR]``. Outbox
 numbers depend on the disk under ``--dir`` (default: a temporary directory);
@@ -29,6 +37,8 @@ import timeit
 from collections.abc import Callable
 from pathlib import Path
 
+from collector import wire
+from collector.batcher import Batcher, Route
 from collector.gatt import parse_heart_rate_measurement
 from collector.outbox import Outbox
 
@@ -101,6 +111,76 @@ def bench_outbox(directory: Path, synchronous: str, n: int, payload: bytes) -> d
     return {"append": _summary(appends), "delete": _summary(deletes)}
 
 
+def bench_delivery(directory: Path, n: int, payload: bytes, turn: int = 10) -> dict[str, object]:
+    """Per message: mark_sent + confirm in groups of ``turn``, vs one delete per ack."""
+    topic = "wellsense/v1/study1/p001/hr"
+    out: dict[str, object] = {"messages_per_turn": turn}
+    for variant in ("e2e_mark_sent_confirm", "peer_delete_per_puback"):
+        with Outbox(directory / f"delivery-{variant}.sqlite", max_bytes=None) as box:
+            ids = [box.append(topic, payload, "dev-a", box.next_seq("dev-a")) for _ in range(n)]
+            per_message: list[int] = []
+            for start in range(0, n, turn):
+                group = ids[start : start + turn]
+                if variant == "peer_delete_per_puback":
+                    elapsed = sum(_timed(functools.partial(box.delete, i)) for i in group)
+                else:
+                    elapsed = _timed(functools.partial(box.mark_sent, group))
+                    seqs = [(start, start + len(group) - 1)]
+                    elapsed += _timed(functools.partial(box.confirm, box.epoch, "dev-a", seqs))
+                per_message += [elapsed // len(group)] * len(group)
+            assert box.stats().depth == 0
+        out[variant] = _summary(per_message)
+    return out
+
+
+def _wchar() -> int:
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def bench_journal(directory: Path, n: int) -> dict[str, object]:
+    """Per HR sample: add (+ journal_flush) in a 120-sample batcher, FULL outbox."""
+    route = Route("p001", "dev-a")
+    out: dict[str, object] = {"note": "one journal commit per sample; batches of 120 samples"}
+    for variant in ("journal_commit_per_sample", "peer_memory_only"):
+        with Outbox(directory / f"journal-{variant}.sqlite", max_bytes=None) as box:
+            batcher = Batcher(
+                box,
+                "study1",
+                "gw-1",
+                lambda: wire.ClockQuality(True, "ntp", 5.0),
+                max_samples=120,
+                max_interval_s=1e9,
+            )
+            journal = variant == "journal_commit_per_sample"
+            t0 = 1_764_000_000 * 10**9
+            samples = [
+                wire.HrSample(t0 + i * 10**9, 60 + i % 40, True, None, (812.5, 798.828125))
+                for i in range(n)
+            ]
+            times: list[int] = []
+            cpu0, wchar0 = time.process_time(), _wchar()
+            for sample in samples:
+                start = time.perf_counter_ns()
+                batcher.add(route, "hr", sample)
+                if journal:
+                    batcher.journal_flush()
+                times.append(time.perf_counter_ns() - start)
+            cpu_s, wchar = time.process_time() - cpu0, _wchar() - wchar0
+            batcher.flush_all()
+        out[variant] = {
+            **_summary(times),
+            "cpu_us_per_sample": round(cpu_s / n * 1e6, 1),
+            "bytes_written_per_sample": round(wchar / n, 1) if wchar0 >= 0 else None,
+        }
+    return out
+
+
 def bench_log_peer(directory: Path, fsync: bool, n: int, payload: bytes) -> dict[str, object]:
     """Peer: an append-only log, record = u32 length + bytes; ack = 9-byte tombstone."""
     path = directory / f"peer-{'fsync' if fsync else 'nofsync'}.log"
@@ -146,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                 "peer_append_log_fsync": bench_log_peer(directory, True, args.n, payload),
                 "peer_append_log_no_fsync": bench_log_peer(directory, False, args.n, payload),
             },
+            "delivery": bench_delivery(directory, args.n, payload),
+            "journal": bench_journal(directory, args.n),
         }
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
