@@ -213,6 +213,29 @@ def test_processing_reads_all_and_publishes_only_alerts_and_dead_letters(
     assert processing.publish(f"{ROOT}/_gateways/gw-a/cmd").value == 0x87
 
 
+def test_only_processing_confirms_storage_and_only_that_gateway_reads_it(
+    broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
+) -> None:
+    server, passwords = broker
+    processing = _client(clients, server, "wellsense-processing", server.secret("processing"))
+    assert processing.connect()
+    gw_a = _client(clients, server, "gw-a", passwords["gw-a"])
+    gw_b = _client(clients, server, "gw-b", passwords["gw-b"])
+    assert gw_a.connect() and gw_b.connect()
+    assert gw_a.subscribe(f"{ROOT}/_gateways/gw-a/stored")[0].value < 0x80
+    for topic in (f"{ROOT}/_gateways/gw-a/stored", f"{ROOT}/_gateways/+/stored"):
+        gw_b.subscribe(topic)  # refused (0x87), or granted but never delivered
+    # A confirmation deletes data from an outbox: no gateway may forge one.
+    for gw, target in ((gw_a, "gw-a"), (gw_b, "gw-a"), (gw_b, "gw-b")):
+        rc = gw.publish(f"{ROOT}/_gateways/{target}/stored")
+        assert rc is not None and rc.value == 0x87, f"{target}: {rc}"
+    assert _ok(processing.publish(f"{ROOT}/_gateways/gw-a/stored"))
+    wait_until(lambda: gw_a.topics(), 10, "gateway A's confirmation")
+    time.sleep(0.5)
+    assert gw_a.topics() == {f"{ROOT}/_gateways/gw-a/stored"}
+    assert gw_b.topics() == set()
+
+
 def test_broker_log_names_users_but_holds_no_password(
     broker: tuple[ShippedBroker, dict[str, str]],
 ) -> None:
