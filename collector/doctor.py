@@ -251,7 +251,7 @@ def check_outbox(config: CollectorConfig, now_ns: int | None = None) -> Finding:
             f"stop the service, move {path} aside (keep it) and start the service",
         )
     if not depth:
-        return Finding("outbox", OK, "empty: everything has been sent")
+        return Finding("outbox", OK, "empty: everything is confirmed stored on the server")
     age_s = ((now_ns or time.time_ns()) - oldest) / 1e9
     text = f"{depth} messages waiting, oldest {age_s / 60:.0f} min old"
     if age_s > 3600:

@@ -132,6 +132,7 @@ def test_processing_session_expired_loses_nothing(pipeline: Pipeline, tmp_path: 
         assert gw.outbox.stats().depth == 75
         pipeline.start(mqtt={"session_expiry_s": 60})
         gw.wait_empty(120)
+        assert gw.publisher.counters.resent > 0  # what the expired session dropped
         assert _hr_points(pipeline) == 85 * SAMPLES
         assert _points_per_message(pipeline) == Counter({SAMPLES: 85})
     finally:
