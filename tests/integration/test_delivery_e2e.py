@@ -34,8 +34,10 @@ ROUTE = Route("p-1", "dev-1")
 class Gateway:
     """Outbox + batcher + publisher of one gateway, on a real broker."""
 
-    def __init__(self, broker: ls.Mosquitto, study: str, path: Path) -> None:
-        self.broker, self.study = broker, study
+    def __init__(
+        self, broker: ls.Mosquitto, study: str, path: Path, max_unconfirmed: int = 1000
+    ) -> None:
+        self.broker, self.study, self.max_unconfirmed = broker, study, max_unconfirmed
         self.outbox = Outbox(path, synchronous="NORMAL")
         self.publisher = self._publisher()
         self.batcher = Batcher(
@@ -66,6 +68,7 @@ class Gateway:
             "gw-test",
             confirm_timeout_s=1.0,
             confirm_timeout_max_s=4.0,
+            max_unconfirmed=self.max_unconfirmed,
         )
 
     def start(self) -> Gateway:
@@ -192,5 +195,22 @@ def test_lost_confirmations_and_dead_letters_are_confirmed(
         assert gw.publisher.counters.confirmed_dead == 1
         assert gw.outbox.stats().confirmed_dead == 1
         assert _points_per_message(pipeline) == Counter({SAMPLES: 20})
+    finally:
+        gw.close()
+
+
+def test_backlog_waits_in_the_outbox_not_at_the_broker(pipeline: Pipeline, tmp_path: Path) -> None:
+    gw = Gateway(pipeline.broker, pipeline.study, tmp_path / "outbox.sqlite3", max_unconfirmed=5)
+    gw.start()
+    try:
+        gw.send(40)
+        wait_until(lambda: gw.outbox.stats().sent == 5, 30, "the first 5 sent")
+        time.sleep(3)  # re-sends happen meanwhile; nothing new goes out
+        stats = gw.outbox.stats()
+        assert (stats.depth, stats.sent, gw.publisher.counters.published) == (40, 5, 5)
+        pipeline.start()
+        gw.wait_empty(120)
+        assert gw.publisher.counters.published == 40
+        assert _points_per_message(pipeline) == Counter({SAMPLES: 40})
     finally:
         gw.close()
