@@ -84,10 +84,8 @@ class Batcher:
     kept_raw: int = 0
     recovered: int = 0
     _pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
-    # Samples added since the last journal_flush: (key, journal row).
-    _unjournaled: list[tuple[tuple[str, str], tuple[str, str, str | None, str, str]]] = field(
-        default_factory=list
-    )
+    # Samples added since the last journal_flush (encoded only when flushed).
+    _unjournaled: list[tuple[tuple[str, str], _Pending, wire.Sample]] = field(default_factory=list)
 
     def add(self, route: Route, stream: str, sample: wire.Sample) -> None:
         key = (route.device, stream)
@@ -96,17 +94,23 @@ class Batcher:
             topic = self._topic(route, stream)
             pending = self._pending[key] = _Pending(route, stream, self.monotonic(), topic)
         pending.samples.append(sample)
-        row = json.dumps(wire.sample_to_json(sample), separators=(",", ":"))
-        self._unjournaled.append(
-            (key, (route.device, stream, route.participant, pending.topic, row))
-        )
+        self._unjournaled.append((key, pending, sample))
         if len(pending.samples) >= self.max_samples:
             self._commit(key)
 
     def journal_flush(self) -> None:
         """Journal the samples added since the last call (one transaction)."""
         if self._unjournaled:
-            rows = [row for _key, row in self._unjournaled]
+            rows = [
+                (
+                    p.route.device,
+                    p.stream,
+                    p.route.participant,
+                    p.topic,
+                    json.dumps(wire.sample_to_json(sample), separators=(",", ":")),
+                )
+                for _key, p, sample in self._unjournaled
+            ]
             self._unjournaled.clear()
             self.outbox.journal_add(rows)
 
@@ -166,8 +170,8 @@ class Batcher:
         self._write(route, stream, samples)
 
     def _forget_unjournaled(self, key: tuple[str, str]) -> None:
-        if any(k == key for k, _row in self._unjournaled):
-            self._unjournaled = [(k, row) for k, row in self._unjournaled if k != key]
+        if any(entry[0] == key for entry in self._unjournaled):
+            self._unjournaled = [entry for entry in self._unjournaled if entry[0] != key]
 
     def _commit(self, key: tuple[str, str]) -> None:
         pending = self._pending.pop(key)
