@@ -200,8 +200,8 @@ class Subscriber:
         self.client = client
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        if "/_gateways/" in msg.topic and msg.topic.endswith("/state"):
-            return
+        if "/_gateways/" in msg.topic and msg.topic.endswith(("/state", "/stored")):
+            return  # not wire messages: gateway state, processing's storage confirmations
         try:
             message = wire.decode(msg.payload, topic=msg.topic)
         except wire.WireError as exc:
