@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -91,10 +92,25 @@ def test_publisher_failure_is_kept_and_reported_unhealthy(
         outbox.close()
 
 
+def _notifications(sock: socket.socket) -> list[str]:
+    out = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            out.append(sock.recv(4096).decode())
+    return out
+
+
 def test_collector_exits_non_zero_with_a_clear_error_when_the_disk_fills(
-    small_disk: Path, mosquitto: Mosquitto
+    small_disk: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workdir = scratch_dir("diskfull-collector")
+    # systemd's notify socket, played by the test: a 2 s watchdog means a ping a second.
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(workdir / "notify.sock"))
+    notify.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(workdir / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
     emulator = Emulator(workdir, participants=2).start()
     try:
         config = write_collector_config(
@@ -115,11 +131,16 @@ def test_collector_exits_non_zero_with_a_clear_error_when_the_disk_fills(
             60,
             "the collector to run",
         )
-        time.sleep(2)
+        time.sleep(3)
+        before = _notifications(notify)
+        # Healthy publisher and loop: the watchdog is pinged.
+        assert "READY=1" in before and before.count("WATCHDOG=1") >= 2, before
         fill(small_disk)
         code = collector.proc.wait(120)
         text = log.read_text(errors="replace")
         assert code != 0, text[-2000:]
         assert "disk is full" in text, text[-2000:]
+        assert "STOPPING=1" in _notifications(notify)
     finally:
         emulator.stop()
+        notify.close()
