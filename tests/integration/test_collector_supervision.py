@@ -1,7 +1,7 @@
-"""A full disk under the gateway's outbox: the collector stops loudly, never silently.
+"""Supervision: a failing or stuck publisher stops the watchdog; a full disk stops the collector.
 
-The outbox lives on a real 1 MiB tmpfs (mounted for the test; root needed,
-else the tests skip) that is then filled to the last byte.
+For the full disk the outbox lives on a real 1 MiB tmpfs (mounted for the
+test; root needed, else those tests skip) that is then filled to the last byte.
 """
 
 from __future__ import annotations
@@ -144,3 +144,34 @@ def test_collector_exits_non_zero_with_a_clear_error_when_the_disk_fills(
     finally:
         emulator.stop()
         notify.close()
+
+
+def test_a_stuck_publisher_is_reported_unhealthy_until_it_turns_again(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    settings = MqttSettings(
+        "127.0.0.1",
+        mosquitto.port,
+        True,
+        mosquitto.username,
+        mosquitto.ca_file,
+        None,
+        None,
+        30,
+        mosquitto.password,
+    )
+    publisher = Publisher(settings, outbox, "s1", "gw-stuck")
+    publisher.start()
+    try:
+        wait_until(lambda: publisher.connected, 15, "the publisher to connect")
+        assert publisher.healthy(stalled_after_s=2)
+        # Hold the outbox (as a hung SQLite call would): the pump blocks on it.
+        with outbox._lock:
+            publisher.wake()
+            wait_until(lambda: not publisher.healthy(stalled_after_s=2), 10, "the stall")
+            assert publisher.failure is None
+        wait_until(lambda: publisher.healthy(stalled_after_s=2), 10, "the pump to turn again")
+    finally:
+        publisher.stop()
+        outbox.close()
