@@ -16,12 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from collector import wire
+from collector import stored, wire
 from collector.batcher import Batcher, Route
 from collector.outbox import Outbox
 from collector.publisher import Publisher
 from collector.tomlconfig import MqttSettings
-from tests.integration.processing_fixture import T0_NS, Pipeline, pipeline, wait_until
+from tests.integration.processing_fixture import (
+    T0_NS,
+    Pipeline,
+    pipeline,
+    publish_all,
+    wait_until,
+)
 from wellsense_cli import localservices as ls
 
 __all__ = ["pipeline"]
@@ -212,5 +218,42 @@ def test_backlog_waits_in_the_outbox_not_at_the_broker(pipeline: Pipeline, tmp_p
         gw.wait_empty(120)
         assert gw.publisher.counters.published == 40
         assert _points_per_message(pipeline) == Counter({SAMPLES: 40})
+    finally:
+        gw.close()
+
+
+def test_bad_confirmations_are_ignored_and_delete_nothing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    gw = Gateway(pipeline.broker, pipeline.study, tmp_path / "outbox.sqlite3").start()
+    try:
+        gw.send(3)
+        wait_until(lambda: gw.outbox.stats().sent == 3, 30, "every message sent")
+        topic = wire.gateway_topic(pipeline.study, "gw-test", "stored")
+        forged_epoch = stored.encode([stored.StoredEntry("f" * 32, ROUTE.device, ((0, 2),))])
+        publish_all(
+            pipeline.broker,
+            [
+                (topic, b"[" * 100_000),
+                (topic, b'{"schema": "wellsense.stored.v1", "entries": [{"device": 1}]}'),
+                (topic, b"\xff" * 1000),
+                (topic, forged_epoch),  # valid, but for another outbox: matches nothing
+            ],
+        )
+        wait_until(lambda: gw.publisher.counters.bad_confirmations == 3, 10, "3 refused")
+        time.sleep(0.5)
+        assert gw.outbox.stats().depth == 3
+        assert gw.publisher.healthy()
+        # A good one still works.
+        publish_all(
+            pipeline.broker,
+            [
+                (
+                    topic,
+                    stored.encode([stored.StoredEntry(gw.outbox.epoch, ROUTE.device, ((0, 2),))]),
+                )
+            ],
+        )
+        gw.wait_empty(10)
     finally:
         gw.close()
