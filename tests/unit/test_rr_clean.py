@@ -166,9 +166,12 @@ def _neurokit_classes(x: np.ndarray) -> np.ndarray:
     [("nsr2db/nsr002_rr_secs.txt.gz", "s", True), ("chf2db/chf202_rr_secs.txt.gz", "s", True)],
 )
 def test_agrees_with_neurokit_where_an_artefact_is_plausible(name: str, unit: str, skip: bool):
-    """Beats whose interval jumps by >= 15 % of the 11-beat median: same decision as
-    NeuroKit2's Lipponen & Tarvainen classification (kappa), and the paper's rule itself
-    (our floor set to ~0) gives NeuroKit2's classes exactly."""
+    """First 20,000 in-range beats. The paper's rule (our code with the floor at ~0)
+    gives NeuroKit2's class on 99.7 % (nsr002) and 99.9 % (chf202) of beats, the rest
+    being stretches where NeuroKit2's threshold is 0. With the floor, on beats whose
+    interval jumps by >= 15 % of the 11-beat median (where an artefact is plausible)
+    Cohen's kappa is 0.91 and 0.89 here (0.72-1.00 over all 83 records of both sets,
+    bench/artefacts.py); 0.8 fails if the classification drifts from the paper's."""
     x = _in_range(name, unit, skip, 20_000)
     nk_cls = _neurokit_classes(x)
     with np.errstate(divide="ignore", invalid="ignore"):
