@@ -187,3 +187,22 @@ def test_agrees_with_neurokit_where_an_artefact_is_plausible(name: str, unit: st
     po = np.mean(a == b)
     pe = a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean())
     assert (po - pe) / (1 - pe) >= 0.8
+
+
+def test_emulator_ectopic_beats_are_caught_and_its_sinus_rhythm_kept() -> None:
+    """wellsense_sim marks its ectopic beats (55-75 % premature, compensatory pause) and
+    has RSA, Mayer waves, activity and day/night HRV: measured 99.4 % / 100 % caught,
+    99.9 % of the other beats kept (seeds 1, 2; 100,000 beats each)."""
+    from wellsense_sim.physiology import BeatGenerator, Model, Profile
+
+    gen = BeatGenerator(Model(Profile(), 1), 1_764_000_000 * 10**9)
+    beats = [gen.next_beat() for _ in range(30_000)]
+    rr = np.array([b.rr_ms for b in beats])
+    pos = np.flatnonzero([b.ectopic for b in beats])
+    pos = pos[pos + 1 < rr.size]
+    reason = clean_rr(rr).reason
+    assert pos.size >= 30
+    assert np.mean((reason[pos] != 0) & (reason[pos + 1] != 0)) >= 0.95
+    normal = np.ones(rr.size, dtype=bool)
+    normal[pos] = normal[pos + 1] = False
+    assert np.mean(reason[normal] == 0) >= 0.99
