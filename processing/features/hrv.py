@@ -14,7 +14,9 @@ Conventions follow NeuroKit2 0.2 (Makowski et al. 2021, Behav Res Methods
   2002), not NeuroKit2's ``len(diff) + 1``.
 * ``dfa_alpha1`` drops DFA segments and ``sampen`` drops templates that span
   a gap or a rejected beat (NeuroKit2 concatenates across gaps). On a window
-  without gaps both equal NeuroKit2's.
+  without gaps both equal NeuroKit2's (DFA with NeuroKit2's scales, below).
+* Artefacts are rejected by :mod:`processing.features.rr_clean` (Lipponen &
+  Tarvainen 2019, never interpolated): every window sees only kept beats.
 * ``sampen`` is NaN (with a flag) where NeuroKit2 returns +/-inf (no matches).
 * Frequency domain: natural cubic spline through the kept beats, resampled at
   4 Hz (the usual choice, e.g. Kubios; NeuroKit2: quadratic spline at 100 Hz),
