@@ -13,7 +13,10 @@ the time of each beat. This module turns that raw stream into NN intervals:
    :func:`classify_beats` for the formulas). Its thresholds scale with the
    local spread of the series, so sinus rhythm with strong respiratory sinus
    arrhythmia (young people, sleep, slow breathing) is kept, where a fixed
-   20 % rule rejects the top of each breath. What is rejected, per class:
+   20 % rule rejects the top of each breath. One addition of this project:
+   no threshold is below 10 % of the local median RR, so the quantisation
+   jitter of very regular stretches is not taken for artefacts. What is
+   rejected, per class:
 
    * *ectopic* (a short-long or long-short pair around one beat): both
      intervals that share the beat, so no successive difference crosses it;
