@@ -13,7 +13,7 @@ Per participant and local day [start, end) (23, 24 or 25 hours):
 * ``resting_hr_bpm`` (bpm): ``heart_rate.resting_hr_by_night`` on the day's
   valid HR samples (``hr_bpm > 0``, contact not reported lost) on the local
   wall clock: the lowest mean of a 5-min bin starting 00:00-06:00 local time
-  with >= 80 % coverage and HR SD <= 5 bpm. The night that ends on the
+  with a sample in >= 80 % of its minutes and HR SD <= 5 bpm. The night that ends on the
   morning of day d lies inside day d, so the unit stays self-contained.
 * ``rmssd_ms`` (ms): the median ``rmssd_ms`` of the day's *good*
   ``hrv_window`` points (``quality`` empty, i.e. no quality flag; windows

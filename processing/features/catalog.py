@@ -129,8 +129,10 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "resting_hr_bpm",
         "bpm",
         "night (00-06 h or detected sleep), keyed by the morning date",
-        "lowest mean of 5-min bins with >= 80% coverage and HR SD <= 5 bpm",
+        "lowest mean of 5-min bins with HR SD <= 5 bpm and a sample in >= 80% of their minutes "
+        "(coverage per bin, so beat-level and 1 Hz HR give the same value)",
         f"this project; {_TF96}",
+        version=2,
         module="heart_rate",
     ),
     FeatureSpec("hr_mean", "bpm", _DAY, "mean HR of the day's samples", _TF96, module="heart_rate"),
