@@ -124,6 +124,33 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "this project",
         module="rr_clean",
     ),
+    # --- nocturnal HRV (the daily HRV feature)
+    FeatureSpec(
+        "ln_rmssd_night",
+        "ln ms",
+        "night (sleep period, else 00-06 h local), keyed by the morning date",
+        "median over the night's usable 5-min windows (wholly inside the night; no flag that "
+        "leaves RMSSD undefined) of ln(rmssd_ms); baseline and z-scores on this log scale",
+        f"Plews et al. 2013, Sports Med 43:773; {_TF96}",
+        module="night_hrv",
+    ),
+    FeatureSpec(
+        "hrv_night_windows",
+        "windows",
+        "night, as ln_rmssd_night",
+        "number of the night's HRV windows with RR data",
+        "this project",
+        module="night_hrv",
+    ),
+    FeatureSpec(
+        "hrv_night_usable_fraction",
+        "1",
+        "night, as ln_rmssd_night",
+        "share of the night's windows whose RMSSD is defined (no too_few_beats, low_coverage, "
+        "many_artefacts, no_beats or constant_rr flag)",
+        "this project",
+        module="night_hrv",
+    ),
     # --- heart rate
     FeatureSpec(
         "resting_hr_bpm",
