@@ -33,12 +33,14 @@ Per participant and local day [start, end) (23, 24 or 25 hours):
   definition); on a day without any HR sample every minute with activity
   data counts. ``activity.daily_activity`` over the worn minutes with a step
   count (needs >= 600, Troiano et al. 2008) gives, for the W such minutes:
-  ``activity_mean`` = sum(s_m)/W (steps/min), ``activity_sd`` (ddof=1,
-  steps/min), ``zero_fraction`` = #(s_m = 0)/W and ``mvpa_min`` =
+  ``steps_mean_per_min`` = sum(s_m)/W, ``steps_sd_per_min`` (ddof=1),
+  ``steps_zero_fraction`` = #(s_m = 0)/W and ``steps_mvpa_min`` =
   #(s_m >= 100) (100 steps/min ~ 3 METs, moderate intensity: Tudor-Locke et
-  al. 2018, Br J Sports Med 52:776). ``sedentary_min`` is not stored: its
-  cut point is for accelerometer counts and no step cadence cut point is
-  established (a minute without steps is in ``zero_fraction``).
+  al. 2018, Br J Sports Med 52:776). The ``steps_`` prefix keeps them apart
+  from the accelerometer-count features (``counts_*``) of actigraphy files.
+  No sedentary minutes are stored: that cut point is for accelerometer
+  counts and no step cadence cut point is established (a minute without
+  steps is in ``steps_zero_fraction``).
 * for each of :data:`BASELINE_FEATURES`: ``<feature>_z`` and
   ``<feature>_robust_z`` from ``baseline.rolling_baseline`` over the values
   of the previous 28 local days (>= 7 valid) as stored in earlier ``daily``
@@ -79,7 +81,12 @@ LAST_SECOND_OF_DAY: Final = 86_399.999
 
 #: Cadence cut point for moderate-to-vigorous minutes (steps/min), Tudor-Locke 2018.
 MVPA_STEPS_PER_MIN: Final = 100.0
-ACTIVITY_FIELDS: Final = ("activity_mean", "activity_sd", "zero_fraction", "mvpa_min")
+ACTIVITY_FIELDS: Final = (
+    "steps_mean_per_min",
+    "steps_sd_per_min",
+    "steps_zero_fraction",
+    "steps_mvpa_min",
+)
 #: Daily features with a personal baseline (``<f>_z``, ``<f>_robust_z``).
 BASELINE_FEATURES: Final = ("resting_hr_bpm", "ln_rmssd_night", *ACTIVITY_FIELDS)
 DAILY_HR_KEYS: Final = ("hr_mean", "hr_p5", "hr_p50", "hr_p95")
@@ -199,10 +206,10 @@ def minute_grid(inputs: DailyInputs, valid_hr: np.ndarray) -> tuple[FloatArray, 
 
 
 def activity_fields(inputs: DailyInputs, valid_hr: np.ndarray) -> dict[str, float]:
-    """``activity_mean``/``_sd`` (steps/min), ``zero_fraction``, ``mvpa_min`` over worn minutes."""
+    """The ``steps_*`` activity fields (:data:`ACTIVITY_FIELDS`) over the worn minutes."""
     steps, worn = minute_grid(inputs, valid_hr)
     label = np.full(steps.size, np.datetime64(inputs.day, "m"))
-    result = daily_activity(label, steps, worn, mvpa_min=MVPA_STEPS_PER_MIN)
+    result = daily_activity(label, steps, worn, kind="steps", mvpa_min=MVPA_STEPS_PER_MIN)
     if result.day.size == 0:
         return {name: math.nan for name in ACTIVITY_FIELDS}
     return {name: float(result.features[name][0]) for name in ACTIVITY_FIELDS}

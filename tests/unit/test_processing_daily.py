@@ -103,12 +103,12 @@ def test_activity_is_steps_per_worn_minute() -> None:
     )  # fmt: skip
     w = len(worn)
     x = np.array([per_min.get(m, 0) for m in worn], dtype=float)
-    assert out["activity_mean"] == pytest.approx(x.sum() / w)
-    assert out["activity_sd"] == pytest.approx(x.std(ddof=1))
-    assert out["zero_fraction"] == pytest.approx((w - 120) / w)
-    assert out["mvpa_min"] == 30.0  # >= 100 steps/min
+    assert out["steps_mean_per_min"] == pytest.approx(x.sum() / w)
+    assert out["steps_sd_per_min"] == pytest.approx(x.std(ddof=1))
+    assert out["steps_zero_fraction"] == pytest.approx((w - 120) / w)
+    assert out["steps_mvpa_min"] == 30.0  # >= 100 steps/min
     assert out["steps_total"] == int(steps.sum())  # completeness counts every sample
-    assert "sedentary_min" not in out
+    assert not {"counts_sedentary_min", "steps_sedentary_min", "activity_mean"} & set(out)
 
     # under 600 worn minutes: undefined
     short = hr_t < start + 12 * 3600 * NS
@@ -118,7 +118,7 @@ def test_activity_is_steps_per_worn_minute() -> None:
             act_t=act_t, steps=steps,
         )
     )  # fmt: skip
-    assert math.isnan(float(out["activity_mean"]))
+    assert math.isnan(float(out["steps_mean_per_min"]))
 
 
 def test_baseline_scores_against_the_previous_days() -> None:
@@ -141,7 +141,7 @@ def test_baseline_scores_against_the_previous_days() -> None:
     assert out["resting_hr_bpm_robust_z"] == pytest.approx(0.6745 * (75 - med) / mad)
     assert float(out["ln_rmssd_night_z"]) < -2
     assert out["baseline_established"] is True
-    assert math.isnan(float(out["activity_mean_z"]))  # no activity today: not part of the flag
+    assert math.isnan(float(out["steps_mean_per_min_z"]))  # no activity today: not part of the flag
     assert set(out) == {
         "baseline_established",
         *(f"{f}_{s}" for f in BASELINE_FEATURES for s in ("z", "robust_z")),

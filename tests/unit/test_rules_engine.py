@@ -190,7 +190,7 @@ def baseline(mean: float, sd: float, n: int = 28, seed: int = 1) -> list[float |
 BASELINE_RULES = [
     ("baseline-resting-hr-high", "resting_hr_bpm", 60.0, 2.0, +8.0, 3),
     ("baseline-rmssd-low", "ln_rmssd_night", 3.8, 0.1, -0.5, 3),
-    ("baseline-activity-low", "activity_mean", 300.0, 40.0, -160.0, 5),
+    ("baseline-activity-low", "steps_mean_per_min", 30.0, 4.0, -16.0, 5),
 ]
 
 
