@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from processing import schema
+from processing.windows import NS
 from processing.writer import InfluxWriter
 from tests.integration.processing_fixture import T0_NS, Pipeline, pipeline
 
@@ -15,7 +18,7 @@ __all__ = ["pipeline"]
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-DAY_NS = 86_400 * 1_000_000_000
+DAY_NS = 86_400 * NS
 OLD_TO_NEW = {
     "activity_mean": "steps_mean_per_min",
     "activity_sd": "steps_sd_per_min",
@@ -77,3 +80,52 @@ def test_activity_rename_copies_every_old_field_to_its_new_name(pipeline: Pipeli
         renamed = {n for (_, _, n) in stored} - {n for (_, _, n) in old}
         assert len(renamed) == 12 and all(n.startswith("steps_") for n in renamed)
         assert len(stored) == len(old) + 12 * 6  # 12 new fields on each of the 6 points
+
+
+def test_recompute_command_rebuilds_daily_points_without_the_old_fields(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`wellsense recompute` on days stored by the old service (old names, daily RMSSD)."""
+    from processing.admin.recompute import main
+    from tests.integration.test_processing_daily import (
+        FIRST,
+        N_DAYS,
+        TZ,
+        P,
+        daily_points,
+        expected_z,
+        synthetic,
+    )
+
+    p = pipeline
+    lines, truth = synthetic(p.study)
+    days = [FIRST + dt.timedelta(days=k) for k in range(N_DAYS)]
+    for k, day in enumerate(days):  # what the old service stored for these days
+        t = int(dt.datetime.combine(day, dt.time(), ZoneInfo(TZ)).timestamp()) * NS
+        tags = {"study": p.study, "participant": P, "tz": TZ}
+        old = {"rmssd_ms": 40.0, "rmssd_ms_z": 0.5, "activity_mean": 30.0 + k,
+               "activity_mean_z": 0.1, "mvpa_min": 12.0, "wear_min": 1}  # fmt: skip
+        lines.append(schema.line("daily", tags, old, t) or "")
+    writer = InfluxWriter(url=p.influx.url, org=p.influx.org, bucket=p.bucket, token=p.influx.token)
+    try:
+        for k in range(0, len(lines), 20_000):
+            writer.write(lines[k : k + 20_000])
+    finally:
+        writer.close()
+    config = p.write_config(features={"timezone": TZ})
+    args = ["--config", str(config), "--since", str(days[0]), "--until", str(days[-1])]
+    assert main(args) == 0
+    assert f"{N_DAYS} days recomputed" in capsys.readouterr().out
+
+    stored = daily_points(p)
+    assert sorted(stored) == days
+    for i, day in enumerate(days):
+        point = stored[day]
+        gone = {"rmssd_ms", "rmssd_ms_z", "activity_mean", "activity_mean_z", "mvpa_min"}
+        assert not gone & set(point), day
+        assert point["wear_min"] == 360 + 630  # recomputed, not the old 1
+        assert point["ln_rmssd_night"] == pytest.approx(truth["rmssd"][i])
+        assert point["steps_mean_per_min"] == pytest.approx(truth["steps"][i])
+        if i >= 7:  # baselines read the recomputed earlier days
+            z = expected_z(truth["rmssd"], i)
+            assert point["ln_rmssd_night_z"] == pytest.approx(z)
