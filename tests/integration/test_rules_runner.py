@@ -9,6 +9,7 @@ them, and new data must resolve them.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from pathlib import Path
 
@@ -58,33 +59,21 @@ def stored_lines(study: str) -> list[str]:
     lines.append(
         schema.line("gateway_health", gw, {"uptime_s": 99.0, "seq": 5}, NOW - 2 * HOUR - NS)
     )
-    # p-2: 30 days of HRV windows and resting HR; the last 3 days RMSSD low, resting HR high
+    # p-2: 30 days of resting HR and nocturnal ln RMSSD as the service stores them in
+    # `daily` (no z-scores: the engine derives them); the last 3 days RMSSD low, HR high
     for k in range(30, 0, -1):
         low = k <= 3
         daily = {"study": study, "participant": "p-2", "tz": "UTC"}
         resting = 75.0 if low else float(rng.normal(60, 2))
-        lines.append(schema.line("daily", daily, {"resting_hr_bpm": resting}, day_ns(k)))
-        for w in range(16):
-            rmssd = 20.0 if low else float(rng.normal(45, 3))
-            win = {"study": study, "participant": "p-2", "window": "300s"}
-            lines.append(
-                schema.line(
-                    "hrv_window", win, {"rmssd_ms": rmssd, "quality": ""}, day_ns(k) + w * 3600 * NS
-                )
-            )
-    # p-3: the last 3 days most HRV windows failed quality checks
+        ln_rmssd = math.log(20.0) if low else float(rng.normal(math.log(45.0), 0.07))
+        fields = {"resting_hr_bpm": resting, "ln_rmssd_night": ln_rmssd}
+        lines.append(schema.line("daily", daily, fields, day_ns(k)))
+    # p-3: the last 3 nights most HRV windows had no usable RMSSD (a loose strap)
     for k in range(5, 0, -1):
-        for w in range(16):
-            quality = "low_coverage" if k <= 3 and w % 4 else ""
-            win = {"study": study, "participant": "p-3", "window": "300s"}
-            lines.append(
-                schema.line(
-                    "hrv_window",
-                    win,
-                    {"rmssd_ms": 40.0, "quality": quality},
-                    day_ns(k) + w * 3600 * NS,
-                )
-            )
+        daily = {"study": study, "participant": "p-3", "tz": "UTC"}
+        usable = 0.25 if k <= 3 else 1.0
+        fields = {"hrv_night_windows": 72, "hrv_night_usable_fraction": usable}
+        lines.append(schema.line("daily", daily, fields, day_ns(k)))
     return [line for line in lines if line]
 
 
