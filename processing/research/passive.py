@@ -6,7 +6,9 @@ Sources, all read through :class:`~processing.research.store.Store`:
 * ``daily`` points (the service's): ``hr_mean``, ``hr_p5``, ``wear_min``,
   ``steps_total``, ``ln_rmssd_night`` (nocturnal ln RMSSD, docs/storage.md);
 * ``hrv_window`` points: ``hrv_windows`` = how many of the day's windows have
-  a defined RMSSD (``processing.features.night_hrv.usable_quality``);
+  a defined RMSSD (``processing.features.night_hrv.usable_quality``), and
+  ``ln_rmssd_night`` for nights without a stored ``daily`` value, from
+  ``night_hrv.nocturnal_hrv`` on the windows (what the service computes);
 * minute activity (``counts`` and ``steps`` summed per minute by InfluxDB, on
   the participant's local clock) through the offline feature pipeline
   ``processing.features.pipeline.activity_report`` (non-wear removed first;
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from processing.features.night_hrv import usable_quality
+from processing.features.night_hrv import nocturnal_hrv, usable_quality
 from processing.features.pipeline import activity_report
 
 from .store import Bound, Store
@@ -67,6 +69,12 @@ def local_naive(times: pd.Series, tz: Any) -> np.ndarray:
     """UTC timestamps -> local wall-clock ``datetime64[m]`` (what the feature code expects)."""
     local = times.dt.tz_convert(tz).dt.tz_localize(None)
     return local.to_numpy().astype("datetime64[m]")
+
+
+def _window_s(hrv: pd.DataFrame) -> float:
+    """The windows' length from their ``window`` tag (``"300s"``); 300 s if absent."""
+    tags = hrv["window"].dropna().unique() if "window" in hrv else []
+    return float(str(tags[0]).rstrip("s")) if len(tags) == 1 else 300.0
 
 
 def passive_days(
@@ -109,6 +117,20 @@ def passive_days(
         by_day = good.groupby(good["time"].dt.tz_convert(tz).dt.date)["rmssd_ms"]
         for day, n in by_day.count().items():
             row(day)["hrv_windows"] = int(n)
+        # nights without a stored daily value (e.g. a gateway that sends only
+        # windows): the service's function on the stored windows
+        start_s = local_naive(hrv["time"], tz).astype("datetime64[s]").astype(np.int64)
+        rmssd = pd.to_numeric(hrv.get("rmssd_ms"), errors="coerce")
+        nights = nocturnal_hrv(
+            start_s.astype(np.float64),
+            np.asarray(rmssd, dtype=np.float64),
+            usable.to_numpy(dtype=bool),
+            window_s=_window_s(hrv),
+        )
+        for day64, night in nights.items():
+            r = row(pd.Timestamp(day64).date())
+            if not np.isfinite(r["ln_rmssd_night"]):
+                r["ln_rmssd_night"] = night.ln_rmssd_night
     summary: dict[str, Any] = {}
     if len(minutes):
         rep = activity_report(
