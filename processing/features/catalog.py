@@ -156,7 +156,8 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "bpm",
         "night (00-06 h or detected sleep), keyed by the morning date",
         "lowest mean of 5-min bins with HR SD <= 5 bpm and a sample in >= 80% of their minutes "
-        "(coverage per bin, so beat-level and 1 Hz HR give the same value)",
+        "(coverage counted per bin, not from the record's sample spacing, so beat-level HR at a "
+        "low night HR is not rated as thin)",
         f"this project; {_TF96}",
         version=2,
         module="heart_rate",

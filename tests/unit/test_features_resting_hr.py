@@ -57,16 +57,24 @@ def test_resting_hr_beats_equals_1hz_when_night_hr_is_low() -> None:
     assert abs(beats[night] - second[night]) < 1.0
 
 
-def test_resting_hr_beats_equals_1hz_on_real_record() -> None:
-    path = require("rr") / "nsr2db" / "nsr001_rr_secs.txt.gz"
-    rec = read_rr(path, unit="s", skip_first=True)
-    # nsr2db gives no clock time: the record is placed to start at 10:00 local,
-    # so its 00-06 h night is hours 14-20 of the record
-    t = 10 * 3600.0 + np.cumsum(rec.rr_ms) / 1000.0
-    beats, second = both_paths(t, rec.rr_ms)
-    night = np.datetime64("1970-01-02")
-    assert math.isfinite(beats[night]) and math.isfinite(second[night])
-    assert abs(beats[night] - second[night]) < 1.0
+def test_resting_hr_beats_equals_1hz_on_real_records() -> None:
+    paths = sorted((require("rr") / "nsr2db").glob("nsr*_rr_secs.txt.gz"))
+    assert len(paths) == 54
+    diffs = []
+    for path in paths:
+        rec = read_rr(path, unit="s", skip_first=True)
+        # nsr2db gives no clock time: each record is placed to start at 10:00 local,
+        # so its 00-06 h night is hours 14-20 of the record
+        t = 10 * 3600.0 + np.cumsum(rec.rr_ms) / 1000.0
+        beats, second = both_paths(t, rec.rr_ms)
+        night = np.datetime64("1970-01-02")
+        assert math.isfinite(beats[night]) and math.isfinite(second[night]), path.name
+        diffs.append(abs(beats[night] - second[night]))
+    # One night (nsr032) differs by 1.03 bpm: its lowest bin's HR SD is 5.4 bpm per
+    # beat but 5.0 at 1 Hz (holding a beat's HR smooths it), right at the 5 bpm limit,
+    # so the two paths pick neighbouring bins. Every other night agrees within 0.5.
+    assert max(diffs) < 1.1
+    assert sum(d > 0.5 for d in diffs) <= 1
 
 
 def test_coverage_is_counted_per_minute_slot() -> None:
