@@ -140,3 +140,35 @@ def test_runner_raises_restores_and_resolves(pipeline: Pipeline) -> None:
     finally:
         listener.close()
         writer.close()
+
+
+def test_hrv_good_fraction_counts_windows_whose_rmssd_is_defined(pipeline: Pipeline) -> None:
+    """Flags that blank only DFA/SampEn/LF-HF do not make a window bad; blocking ones do."""
+    from processing.rules.influx_source import InfluxSource
+    from processing.rules.loader import load_rules_text
+
+    p = pipeline
+    win = {"study": p.study, "participant": "p-4", "window": "300s"}
+    qualities = ["", "dfa_undefined,sampen_undefined", "short_for_frequency,gap_in_window",
+                 "low_coverage", "many_artefacts,gap_in_window"]  # fmt: skip
+    lines = [
+        schema.line("hrv_window", win, {"rmssd_ms": 40.0, "quality": q}, day_ns(1) + i * 300 * NS)
+        for i, q in enumerate(qualities)
+    ]
+    writer = InfluxWriter(url=p.influx.url, org=p.influx.org, bucket=p.bucket, token=p.influx.token)
+    try:
+        writer.write([x for x in lines if x])
+    finally:
+        writer.close()
+    rules = load_rules_text(
+        '[[rule]]\nid = "q"\ndescription = "A screening signal for the study team, not a '
+        'diagnosis."\nscope = "participant"\ncondition = "hrv_good_fraction < 0.5"\n'
+        'severity = "info"\ncooldown = "0s"\nnotify = ["data-manager"]\n'
+    )
+    with p.client() as client:
+        source = InfluxSource(query_api=client.query_api(), org=p.influx.org, bucket=p.bucket,
+                              study=p.study, lookback_ns=5 * DAY, timezone="UTC")  # fmt: skip
+        read = source.daily(NOW, list(rules))["p-4"]
+    (day,) = read
+    assert read[day]["hrv_windows"] == 5.0
+    assert read[day]["hrv_good_fraction"] == 3 / 5
