@@ -33,9 +33,9 @@ from processing.features.io import read_activity
 from processing.features.pipeline import activity_report
 
 FEATURES = (
-    "activity_mean_daily_mean",
-    "activity_sd_daily_mean",
-    "zero_fraction_daily_mean",
+    "counts_mean_per_min_daily_mean",
+    "counts_sd_per_min_daily_mean",
+    "counts_zero_fraction_daily_mean",
     "is",
     "iv",
     "l5",
@@ -46,9 +46,9 @@ FEATURES = (
 )
 FEATURE_SETS = {
     "garcia_ceja_3": (
-        "activity_mean_daily_mean",
-        "activity_sd_daily_mean",
-        "zero_fraction_daily_mean",
+        "counts_mean_per_min_daily_mean",
+        "counts_sd_per_min_daily_mean",
+        "counts_zero_fraction_daily_mean",
     ),
     "all": FEATURES,
 }

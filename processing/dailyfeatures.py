@@ -13,12 +13,18 @@ Per participant and local day [start, end) (23, 24 or 25 hours):
 * ``resting_hr_bpm`` (bpm): ``heart_rate.resting_hr_by_night`` on the day's
   valid HR samples (``hr_bpm > 0``, contact not reported lost) on the local
   wall clock: the lowest mean of a 5-min bin starting 00:00-06:00 local time
-  with >= 80 % coverage and HR SD <= 5 bpm. The night that ends on the
+  with a sample in >= 80 % of its minutes and HR SD <= 5 bpm. The night that ends on the
   morning of day d lies inside day d, so the unit stays self-contained.
-* ``rmssd_ms`` (ms): the median ``rmssd_ms`` of the day's *good*
-  ``hrv_window`` points (``quality`` empty, i.e. no quality flag; windows
-  whose start lies in the day; a window stored both by the server and by a
-  gateway counts once, the server's value).
+* ``ln_rmssd_night`` (ln ms): ``night_hrv.nocturnal_hrv`` over the day's
+  ``hrv_window`` points (windows whose start lies in the day; a window stored
+  both by the server and by a gateway counts once, the server's value): the
+  median of ln RMSSD over the usable windows lying wholly inside 00:00-06:00
+  local time of the night that ends on the morning of the day (the service
+  detects no sleep period, so the clock night is used). *Usable*: no quality
+  flag that leaves RMSSD undefined (``night_hrv.usable_quality``).
+  ``hrv_night_windows`` (int) counts that night's windows with RR data and
+  ``hrv_night_usable_fraction`` (0..1) the usable share, which the
+  ``quality-hrv-low`` rule reads. Daytime windows stay in ``hrv_window``.
 * activity from the wearable's step stream. Steps per minute s_m = sum of
   the ``steps`` of the activity samples stamped in elapsed minute m of the
   day (a sample's steps cover the time since the previous sample; sent at
@@ -27,12 +33,14 @@ Per participant and local day [start, end) (23, 24 or 25 hours):
   definition); on a day without any HR sample every minute with activity
   data counts. ``activity.daily_activity`` over the worn minutes with a step
   count (needs >= 600, Troiano et al. 2008) gives, for the W such minutes:
-  ``activity_mean`` = sum(s_m)/W (steps/min), ``activity_sd`` (ddof=1,
-  steps/min), ``zero_fraction`` = #(s_m = 0)/W and ``mvpa_min`` =
+  ``steps_mean_per_min`` = sum(s_m)/W, ``steps_sd_per_min`` (ddof=1),
+  ``steps_zero_fraction`` = #(s_m = 0)/W and ``steps_mvpa_min`` =
   #(s_m >= 100) (100 steps/min ~ 3 METs, moderate intensity: Tudor-Locke et
-  al. 2018, Br J Sports Med 52:776). ``sedentary_min`` is not stored: its
-  cut point is for accelerometer counts and no step cadence cut point is
-  established (a minute without steps is in ``zero_fraction``).
+  al. 2018, Br J Sports Med 52:776). The ``steps_`` prefix keeps them apart
+  from the accelerometer-count features (``counts_*``) of actigraphy files.
+  No sedentary minutes are stored: that cut point is for accelerometer
+  counts and no step cadence cut point is established (a minute without
+  steps is in ``steps_zero_fraction``).
 * for each of :data:`BASELINE_FEATURES`: ``<feature>_z`` and
   ``<feature>_robust_z`` from ``baseline.rolling_baseline`` over the values
   of the previous 28 local days (>= 7 valid) as stored in earlier ``daily``
@@ -41,7 +49,8 @@ Per participant and local day [start, end) (23, 24 or 25 hours):
   every baseline feature defined today has an established baseline, false
   otherwise (also when none is defined).
 
-References: Tudor-Locke C et al. (2018) Br J Sports Med 52:776-788.
+References: Plews DJ et al. (2013) Sports Med 43:773-781 (ln RMSSD).
+Tudor-Locke C et al. (2018) Br J Sports Med 52:776-788.
 Troiano RP et al. (2008) Med Sci Sports Exerc 40:181-188. Baseline and HR
 references are in the modules used (docs/features.md).
 """
@@ -62,6 +71,7 @@ from processing.features._types import FloatArray, IntArray
 from processing.features.activity import daily_activity
 from processing.features.baseline import MIN_DAYS, WINDOW_DAYS, rolling_baseline
 from processing.features.heart_rate import daily_hr, resting_hr_by_night
+from processing.features.night_hrv import nocturnal_hrv
 
 NS: Final = 1_000_000_000
 MINUTE_NS: Final = 60 * NS
@@ -71,15 +81,21 @@ LAST_SECOND_OF_DAY: Final = 86_399.999
 
 #: Cadence cut point for moderate-to-vigorous minutes (steps/min), Tudor-Locke 2018.
 MVPA_STEPS_PER_MIN: Final = 100.0
-ACTIVITY_FIELDS: Final = ("activity_mean", "activity_sd", "zero_fraction", "mvpa_min")
+ACTIVITY_FIELDS: Final = (
+    "steps_mean_per_min",
+    "steps_sd_per_min",
+    "steps_zero_fraction",
+    "steps_mvpa_min",
+)
 #: Daily features with a personal baseline (``<f>_z``, ``<f>_robust_z``).
-BASELINE_FEATURES: Final = ("resting_hr_bpm", "rmssd_ms", *ACTIVITY_FIELDS)
+BASELINE_FEATURES: Final = ("resting_hr_bpm", "ln_rmssd_night", *ACTIVITY_FIELDS)
 DAILY_HR_KEYS: Final = ("hr_mean", "hr_p5", "hr_p50", "hr_p95")
 #: Float fields that are absent when undefined: if a recomputation loses one,
 #: the old point must be deleted first (see ``featurejobs.stale_fields_possible``).
 OPTIONAL_FIELDS: Final = (
     *DAILY_HR_KEYS,
     *BASELINE_FEATURES,
+    "hrv_night_usable_fraction",
     *(f"{f}_{s}" for f in BASELINE_FEATURES for s in ("z", "robust_z")),
 )
 
@@ -111,8 +127,10 @@ class DailyInputs:
     rr_beats: int = 0
     act_t: IntArray = field(default_factory=_empty_int)
     steps: FloatArray = field(default_factory=_empty_float)
+    window_t: IntArray = field(default_factory=_empty_int)
     window_rmssd: FloatArray = field(default_factory=_empty_float)
-    window_good: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    window_usable: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    window_s: int = 300
     history: Mapping[dt.date, Mapping[str, float]] = field(default_factory=dict)
 
     def has_data(self) -> bool:
@@ -147,11 +165,24 @@ def resting_hr(inputs: DailyInputs, valid: np.ndarray) -> float:
     return float(nights.get(np.datetime64(inputs.day, "D"), math.nan))
 
 
-def daily_rmssd(rmssd_ms: FloatArray, good: np.ndarray) -> float:
-    """Median RMSSD (ms) of the good windows with a finite value; NaN if none."""
-    x = np.asarray(rmssd_ms, dtype=np.float64)[np.asarray(good, dtype=bool)]
-    x = x[np.isfinite(x)]
-    return float(np.median(x)) if x.size else math.nan
+def night_hrv_fields(inputs: DailyInputs) -> dict[str, float | int]:
+    """``ln_rmssd_night`` and the night's window counts (the night ending on ``inputs.day``)."""
+    start_s = local_seconds(inputs.window_t, inputs.timezone)
+    nights = nocturnal_hrv(
+        start_s, inputs.window_rmssd, inputs.window_usable, window_s=float(inputs.window_s)
+    )
+    night = nights.get(np.datetime64(inputs.day, "D"))
+    if night is None:
+        return {
+            "ln_rmssd_night": math.nan,
+            "hrv_night_windows": 0,
+            "hrv_night_usable_fraction": math.nan,
+        }
+    return {
+        "ln_rmssd_night": night.ln_rmssd_night,
+        "hrv_night_windows": night.hrv_night_windows,
+        "hrv_night_usable_fraction": night.hrv_night_usable_fraction,
+    }
 
 
 def minute_grid(inputs: DailyInputs, valid_hr: np.ndarray) -> tuple[FloatArray, np.ndarray]:
@@ -175,10 +206,10 @@ def minute_grid(inputs: DailyInputs, valid_hr: np.ndarray) -> tuple[FloatArray, 
 
 
 def activity_fields(inputs: DailyInputs, valid_hr: np.ndarray) -> dict[str, float]:
-    """``activity_mean``/``_sd`` (steps/min), ``zero_fraction``, ``mvpa_min`` over worn minutes."""
+    """The ``steps_*`` activity fields (:data:`ACTIVITY_FIELDS`) over the worn minutes."""
     steps, worn = minute_grid(inputs, valid_hr)
     label = np.full(steps.size, np.datetime64(inputs.day, "m"))
-    result = daily_activity(label, steps, worn, mvpa_min=MVPA_STEPS_PER_MIN)
+    result = daily_activity(label, steps, worn, kind="steps", mvpa_min=MVPA_STEPS_PER_MIN)
     if result.day.size == 0:
         return {name: math.nan for name in ACTIVITY_FIELDS}
     return {name: float(result.features[name][0]) for name in ACTIVITY_FIELDS}
@@ -227,11 +258,13 @@ def daily_fields(inputs: DailyInputs) -> dict[str, float | int | bool]:
         elapsed_s = np.minimum((hr_t[valid] - inputs.start_ns) / NS, LAST_SECOND_OF_DAY)
         for summary in daily_hr(elapsed_s, hr[valid]).values():
             fields.update(summary)
+    night = night_hrv_fields(inputs)
     today: dict[str, float] = {
         "resting_hr_bpm": resting_hr(inputs, valid),
-        "rmssd_ms": daily_rmssd(inputs.window_rmssd, inputs.window_good),
+        "ln_rmssd_night": float(night["ln_rmssd_night"]),
         **activity_fields(inputs, valid),
     }
+    fields.update(night)
     fields.update(today)
     fields.update(baseline_fields(inputs.day, today, inputs.history))
     return fields

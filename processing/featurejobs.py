@@ -30,6 +30,7 @@ from processing.dailyfeatures import (
 )
 from processing.features.baseline import WINDOW_DAYS
 from processing.features.hrv import HRV_KEYS, hrv_window_at
+from processing.features.night_hrv import usable_quality
 from processing.windows import NS, DayCalendar, Unit
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class UnitResult:
     """A computed unit: lines to write, the input fingerprint, units to recompute after it.
 
     ``followups`` are units whose result reads this one: the day of an HRV
-    window (its ``rmssd_ms``), and the stored later days whose baseline
+    window (its ``ln_rmssd_night``), and the stored later days whose baseline
     includes a day whose baseline features changed.
     """
 
@@ -132,8 +133,12 @@ class FeatureJobs:
             named = dict(zip(header, row, strict=False))
             yield [named.get(c, "") for c in columns]
 
-    def _windows(self, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
-        """RMSSD (ms, NaN if undefined) and "good" (no quality flag) of the day's HRV windows.
+    def _windows(self, unit: Unit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start (ns), RMSSD (ms, NaN if undefined) and "usable" of the day's HRV windows.
+
+        Usable: no quality flag that leaves RMSSD undefined
+        (``night_hrv.usable_quality``); the flags that blank only frequency,
+        DFA or SampEn features do not count against a window.
 
         One value per window start: a window stored by the server and by a
         gateway (mode switched mid-window) counts once, with the server's value.
@@ -151,16 +156,22 @@ class FeatureJobs:
         by_window: dict[int, dict[str, dict[str, str]]] = {}
         for t_text, f, v, s in self._rows(flux, ("t", "f", "v", "s")):
             by_window.setdefault(int(t_text), {}).setdefault(s, {})[f] = v
+        starts: list[int] = []
         rmssd: list[float] = []
-        good: list[bool] = []
+        usable: list[bool] = []
         for t in sorted(by_window):
             sources = by_window[t]
             point = sources.get("") or sources[min(sources)]
             if "quality" not in point:
                 continue
+            starts.append(t)
             rmssd.append(float(point["rmssd_ms"]) if point.get("rmssd_ms") else math.nan)
-            good.append(point["quality"] == "")
-        return np.array(rmssd, dtype=np.float64), np.array(good, dtype=bool)
+            usable.append(usable_quality(point["quality"].split(",")))
+        return (
+            np.array(starts, dtype=np.int64),
+            np.array(rmssd, dtype=np.float64),
+            np.array(usable, dtype=bool),
+        )
 
     def _stored_days(
         self, participant: str, start_ns: int, end_ns: int
@@ -196,7 +207,7 @@ class FeatureJobs:
         contact_t, contact = self._series(unit, "hr", "contact")
         act_t, steps = self._series(unit, "activity", "steps")
         rr_t, _ = self._series(unit, "rr", "rr_ms")
-        rmssd, good = self._windows(unit)
+        window_t, rmssd, usable = self._windows(unit)
         # contact is absent on sensors without skin contact detection; lost = false.
         lost_times = set(contact_t[contact == 0.0].tolist())
         contact_lost = np.array([t in lost_times for t in hr_t.tolist()], dtype=bool)
@@ -214,8 +225,10 @@ class FeatureJobs:
             rr_beats=int(rr_t.size),
             act_t=act_t,
             steps=steps,
+            window_t=window_t,
             window_rmssd=rmssd,
-            window_good=good,
+            window_usable=usable,
+            window_s=self.window_s,
             history=history,
         )
 
@@ -288,7 +301,7 @@ class FeatureJobs:
             fields,
             unit.start_ns,
         )
-        # The day's rmssd_ms (and its baseline) reads this window: recompute the day.
+        # The day's ln_rmssd_night (and its baseline) reads this window: recompute the day.
         start, end = self._calendar.day_of(unit.start_ns)
         day = Unit("daily", unit.participant, start, end)
         return UnitResult([text] if text else [], fp, [day] if text else [])
@@ -332,7 +345,7 @@ def _daily_fingerprint(inputs: DailyInputs) -> tuple[int, float]:
         inputs.contact_lost.astype(np.float64),
         inputs.steps,
         inputs.window_rmssd[np.isfinite(inputs.window_rmssd)],
-        inputs.window_good.astype(np.float64),
+        inputs.window_usable.astype(np.float64),
         np.array([v for day in inputs.history.values() for v in day.values()], dtype=np.float64),
     ]
     count = sum(int(p.size) for p in parts) + inputs.rr_beats

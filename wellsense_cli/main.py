@@ -47,6 +47,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "broker": Subcommand("processing.admin.broker", "render the Mosquitto config and ACLs"),
     "influx-setup": Subcommand("processing.admin.influxsetup", "buckets, tasks and tokens"),
     "influx-guard": Subcommand("processing.admin.influxguard", "InfluxDB write guard"),
+    "recompute": Subcommand(
+        "processing.admin.recompute", "recompute stored features after a definition change"
+    ),
     # local development
     "services": Subcommand("wellsense_cli.services", "start/stop local Mosquitto and InfluxDB"),
     "demo": Subcommand("wellsense_cli.demo", "run the end-to-end demo on simulated wearables"),

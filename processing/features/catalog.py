@@ -25,7 +25,6 @@ class FeatureSpec:
 _W5 = "5-min window (configurable) or the whole series given"
 _DAY = "calendar day (local time)"
 _SPAN = "multi-day span (whole file, or a rolling span)"
-_PER_MIN = "counts/min or steps/min"
 
 _TF96 = "Task Force ESC/NASPE 1996, Circulation 93:1043"
 _NK = "NeuroKit2: Makowski et al. 2021, Behav Res Methods 53:1689"
@@ -145,13 +144,43 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "this project",
         module="rr_clean",
     ),
+    # --- nocturnal HRV (the daily HRV feature)
+    FeatureSpec(
+        "ln_rmssd_night",
+        "ln ms",
+        "night (sleep period, else 00-06 h local), keyed by the morning date",
+        "median over the night's usable 5-min windows (wholly inside the night; no flag that "
+        "leaves RMSSD undefined) of ln(rmssd_ms); baseline and z-scores on this log scale",
+        f"Plews et al. 2013, Sports Med 43:773; {_TF96}",
+        module="night_hrv",
+    ),
+    FeatureSpec(
+        "hrv_night_windows",
+        "windows",
+        "night, as ln_rmssd_night",
+        "number of the night's HRV windows with RR data",
+        "this project",
+        module="night_hrv",
+    ),
+    FeatureSpec(
+        "hrv_night_usable_fraction",
+        "1",
+        "night, as ln_rmssd_night",
+        "share of the night's windows whose RMSSD is defined (no too_few_beats, low_coverage, "
+        "many_artefacts, no_beats or constant_rr flag)",
+        "this project",
+        module="night_hrv",
+    ),
     # --- heart rate
     FeatureSpec(
         "resting_hr_bpm",
         "bpm",
         "night (00-06 h or detected sleep), keyed by the morning date",
-        "lowest mean of 5-min bins with >= 80% coverage and HR SD <= 5 bpm",
+        "lowest mean of 5-min bins with HR SD <= 5 bpm and a sample in >= 80% of their minutes "
+        "(coverage counted per bin, not from the record's sample spacing, so beat-level HR at a "
+        "low night HR is not rated as thin)",
         f"this project; {_TF96}",
+        version=2,
         module="heart_rate",
     ),
     FeatureSpec("hr_mean", "bpm", _DAY, "mean HR of the day's samples", _TF96, module="heart_rate"),
@@ -166,52 +195,84 @@ CATALOG: tuple[FeatureSpec, ...] = (
         _TF96,
         module="heart_rate",
     ),
-    # --- activity
+    # --- activity: accelerometer counts (actigraphy files, e.g. Depresjon)
     FeatureSpec(
-        "activity_mean",
-        _PER_MIN,
+        "counts_mean_per_min",
+        "counts/min",
         _DAY,
-        "mean activity per worn minute (>= 600 worn minutes): accelerometer counts/min for "
-        "actigraphy files; steps/min in the service's daily point (steps summed per minute; "
-        "worn = a valid HR sample in the minute)",
+        "mean accelerometer counts per worn minute (>= 600 worn minutes); was activity_mean",
         "Garcia-Ceja et al. 2018, ACM MMSys 472",
-        version=2,
+        version=3,
         module="activity",
     ),
     FeatureSpec(
-        "activity_sd",
-        _PER_MIN,
+        "counts_sd_per_min",
+        "counts/min",
         _DAY,
-        "sample SD of the worn minutes' counts (or steps/min, as activity_mean)",
+        "sample SD (ddof=1) of the worn minutes' counts; was activity_sd",
         "Garcia-Ceja et al. 2018, ACM MMSys 472",
-        version=2,
+        version=3,
         module="activity",
     ),
     FeatureSpec(
-        "zero_fraction",
+        "counts_zero_fraction",
         "1",
         _DAY,
-        "share of worn minutes with count 0",
+        "share of worn minutes with count 0; was zero_fraction",
         "Garcia-Ceja et al. 2018, ACM MMSys 472",
-        module="activity",
-    ),
-    FeatureSpec(
-        "sedentary_min",
-        "min",
-        _DAY,
-        "worn minutes with count < 100 (device-specific cut point)",
-        "Troiano et al. 2008, Med Sci Sports Exerc 40:181",
-        module="activity",
-    ),
-    FeatureSpec(
-        "mvpa_min",
-        "min",
-        _DAY,
-        "worn minutes with count >= 2020 (device-specific cut point); in the service's daily "
-        "point >= 100 steps/min (about 3 METs)",
-        "Troiano et al. 2008, Med Sci Sports Exerc 40:181; Tudor-Locke et al. 2018, Br J Sports "
-        "Med 52:776",
         version=2,
+        module="activity",
+    ),
+    FeatureSpec(
+        "counts_sedentary_min",
+        "min",
+        _DAY,
+        "worn minutes with count < 100 (device-specific cut point); was sedentary_min",
+        "Troiano et al. 2008, Med Sci Sports Exerc 40:181",
+        version=2,
+        module="activity",
+    ),
+    FeatureSpec(
+        "counts_mvpa_min",
+        "min",
+        _DAY,
+        "worn minutes with count >= 2020 (device-specific cut point); was mvpa_min",
+        "Troiano et al. 2008, Med Sci Sports Exerc 40:181",
+        version=3,
+        module="activity",
+    ),
+    # --- activity: steps of a step-counting wearable (the service's daily point)
+    FeatureSpec(
+        "steps_mean_per_min",
+        "steps/min",
+        _DAY,
+        "mean steps per worn minute with a step count (>= 600 such minutes; steps summed per "
+        "minute; worn = a valid HR sample in the minute); was the daily point's activity_mean",
+        "this project; Troiano et al. 2008 (600-min valid day)",
+        module="activity",
+    ),
+    FeatureSpec(
+        "steps_sd_per_min",
+        "steps/min",
+        _DAY,
+        "sample SD (ddof=1) of the worn minutes' steps/min; was the daily point's activity_sd",
+        "this project",
+        module="activity",
+    ),
+    FeatureSpec(
+        "steps_zero_fraction",
+        "1",
+        _DAY,
+        "share of worn minutes without a step; was the daily point's zero_fraction",
+        "this project",
+        module="activity",
+    ),
+    FeatureSpec(
+        "steps_mvpa_min",
+        "min",
+        _DAY,
+        "worn minutes with >= 100 steps/min (about 3 METs); was the daily point's mvpa_min",
+        "Tudor-Locke et al. 2018, Br J Sports Med 52:776",
         module="activity",
     ),
     FeatureSpec("steps", "steps", _DAY, "sum of device step counts", "device", module="activity"),

@@ -2,12 +2,13 @@
 
 Seventeen local days of synthetic stored data (written with the schema code,
 as the service stores it) for one participant: a stable night heart rate,
-good and flagged HRV windows, and steps. The last three days shift (resting
-HR up, RMSSD down). The service's own daily feature job computes the days
-once each, oldest first; the stored ``daily`` points must carry the features
-and z-scores computed here independently, and one pass of the rules runner
-must raise ``baseline-resting-hr-high`` and ``baseline-rmssd-low`` from the
-stored values.
+good and flagged HRV windows in the night and by day, and steps. The last
+three days shift (resting HR up, nocturnal RMSSD down). The service's own
+daily feature job computes the days once each, oldest first; the stored
+``daily`` points must carry the features and z-scores computed here
+independently, and one pass of the rules runner must raise
+``baseline-resting-hr-high`` and ``baseline-rmssd-low`` from the stored
+values.
 """
 
 from __future__ import annotations
@@ -87,10 +88,16 @@ def synthetic(study: str) -> tuple[list[str], dict[str, np.ndarray]]:
             rmssd_day.append(rmssd)
             fields = {"rmssd_ms": rmssd, "quality": "", "n_beats": 300}
             lines.append(schema.line("hrv_window", win, fields, t0 + w * 300 * NS))
+        # flags that blank only DFA/SampEn leave the window usable for RMSSD
+        rmssd_day.append(44.0)
+        usable = {"rmssd_ms": 44.0, "quality": "dfa_undefined,sampen_undefined", "n_beats": 300}
+        lines.append(schema.line("hrv_window", win, usable, t0 + 2 * 3600 * NS))
         bad = {"rmssd_ms": 900.0, "quality": "low_coverage", "n_beats": 40}
         lines.append(schema.line("hrv_window", win, bad, t0 + 3 * 3600 * NS))
+        daytime = {"rmssd_ms": 5.0, "quality": "", "n_beats": 600}  # not in the night
+        lines.append(schema.line("hrv_window", win, daytime, t0 + 14 * 3600 * NS))
         truth["resting"].append(float(resting))
-        truth["rmssd"].append(float(np.median(rmssd_day)))
+        truth["rmssd"].append(float(np.median(np.log(rmssd_day))))
         truth["steps"].append(float(per_min))
     return [x for x in lines if x], {k: np.array(v) for k, v in truth.items()}
 
@@ -137,18 +144,22 @@ def test_daily_units_store_features_and_baselines_that_fire_the_rules(
         for i, day in enumerate(days):
             point = stored[day]
             assert point["resting_hr_bpm"] == truth["resting"][i]
-            assert point["rmssd_ms"] == pytest.approx(truth["rmssd"][i])  # flagged window left out
-            assert point["activity_mean"] == pytest.approx(truth["steps"][i])
+            # the low-coverage and the daytime window are left out
+            assert point["ln_rmssd_night"] == pytest.approx(truth["rmssd"][i])
+            assert point["hrv_night_windows"] == 14
+            assert point["hrv_night_usable_fraction"] == pytest.approx(13 / 14)
+            assert "rmssd_ms" not in point
+            assert point["steps_mean_per_min"] == pytest.approx(truth["steps"][i])
             assert point["wear_min"] == 360 + 630
             assert point["baseline_established"] is (i >= 7)
             if i < 7:
                 assert "resting_hr_bpm_z" not in point
                 continue
-            for name, key in (("resting_hr_bpm", "resting"), ("rmssd_ms", "rmssd")):
+            for name, key in (("resting_hr_bpm", "resting"), ("ln_rmssd_night", "rmssd")):
                 assert point[f"{name}_z"] == pytest.approx(expected_z(truth[key], i))
-            assert point["activity_mean_z"] == pytest.approx(expected_z(truth["steps"], i))
+            assert point["steps_mean_per_min_z"] == pytest.approx(expected_z(truth["steps"], i))
         last = stored[days[-1]]
-        assert float(last["resting_hr_bpm_z"]) > 2 and float(last["rmssd_ms_z"]) < -2  # type: ignore[arg-type]
+        assert float(last["resting_hr_bpm_z"]) > 2 and float(last["ln_rmssd_night_z"]) < -2  # type: ignore[arg-type]
 
         # Recomputing a day that did not change leaves the later days alone; a late
         # change to an old day sends every later stored day (its baseline) round again.
@@ -172,7 +183,7 @@ def test_daily_units_store_features_and_baselines_that_fire_the_rules(
                               study=p.study, lookback_ns=35 * 86400 * NS, timezone=TZ)  # fmt: skip
         read = source.daily(NOW, list(rules))[P][days[-1]]
     assert read["resting_hr_bpm_z"] == last["resting_hr_bpm_z"]
-    assert read["rmssd_ms"] == last["rmssd_ms"]  # the stored daily value, not a window median
+    assert read["ln_rmssd_night"] == last["ln_rmssd_night"]  # the stored daily value
     code = serve(config, rules, interval_s=1, lookback_s=35 * 86400,
                  stop=threading.Event(), once=True, clock=lambda: NOW)  # fmt: skip
     assert code == 0

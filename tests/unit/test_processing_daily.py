@@ -1,4 +1,7 @@
-"""The daily unit's fields (pure part): resting HR, daily RMSSD, step activity, baselines."""
+"""The daily unit's fields (pure part): resting HR, step activity, baselines.
+
+The nocturnal HRV fields are tested in test_features_night_hrv.py.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from processing.dailyfeatures import (
     DailyInputs,
     baseline_fields,
     daily_fields,
-    daily_rmssd,
     local_seconds,
 )
 from processing.featurejobs import stale_fields_possible
@@ -71,15 +73,6 @@ def test_resting_hr_uses_the_local_clock_on_a_25_hour_day() -> None:
     assert (local % 86400).tolist() == [0.0, 2 * 3600.0]  # 02:00 twice: the repeated hour
 
 
-def test_daily_rmssd_is_the_median_of_good_windows() -> None:
-    rmssd = np.array([30.0, 40.0, 1000.0, np.nan, 50.0])
-    good = np.array([True, True, False, True, True])
-    assert daily_rmssd(rmssd, good) == 40.0
-    assert math.isnan(daily_rmssd(rmssd, np.zeros(5, bool)))
-    out = daily_fields(_inputs(dt.date(2025, 11, 26), window_rmssd=rmssd, window_good=good))
-    assert out["rmssd_ms"] == 40.0
-
-
 def _activity(start: int, minutes: range, per_minute: dict[int, int]) -> tuple:
     """Activity samples at 1 Hz whose steps add up to ``per_minute[m]`` (default 0)."""
     t, steps = [], []
@@ -110,12 +103,12 @@ def test_activity_is_steps_per_worn_minute() -> None:
     )  # fmt: skip
     w = len(worn)
     x = np.array([per_min.get(m, 0) for m in worn], dtype=float)
-    assert out["activity_mean"] == pytest.approx(x.sum() / w)
-    assert out["activity_sd"] == pytest.approx(x.std(ddof=1))
-    assert out["zero_fraction"] == pytest.approx((w - 120) / w)
-    assert out["mvpa_min"] == 30.0  # >= 100 steps/min
+    assert out["steps_mean_per_min"] == pytest.approx(x.sum() / w)
+    assert out["steps_sd_per_min"] == pytest.approx(x.std(ddof=1))
+    assert out["steps_zero_fraction"] == pytest.approx((w - 120) / w)
+    assert out["steps_mvpa_min"] == 30.0  # >= 100 steps/min
     assert out["steps_total"] == int(steps.sum())  # completeness counts every sample
-    assert "sedentary_min" not in out
+    assert not {"counts_sedentary_min", "steps_sedentary_min", "activity_mean"} & set(out)
 
     # under 600 worn minutes: undefined
     short = hr_t < start + 12 * 3600 * NS
@@ -125,7 +118,7 @@ def test_activity_is_steps_per_worn_minute() -> None:
             act_t=act_t, steps=steps,
         )
     )  # fmt: skip
-    assert math.isnan(float(out["activity_mean"]))
+    assert math.isnan(float(out["steps_mean_per_min"]))
 
 
 def test_baseline_scores_against_the_previous_days() -> None:
@@ -133,19 +126,22 @@ def test_baseline_scores_against_the_previous_days() -> None:
     rng = np.random.default_rng(3)
     values = 60 + rng.normal(0, 1.5, 14)
     history = {
-        day - dt.timedelta(days=14 - k): {"resting_hr_bpm": float(v), "rmssd_ms": 45.0 + k % 3}
+        day - dt.timedelta(days=14 - k): {
+            "resting_hr_bpm": float(v),
+            "ln_rmssd_night": 3.8 + 0.05 * (k % 3),
+        }
         for k, v in enumerate(values)
     }
     history[day - dt.timedelta(days=40)] = {"resting_hr_bpm": 200.0}  # outside 28 days
-    out = baseline_fields(day, {"resting_hr_bpm": 75.0, "rmssd_ms": 20.0}, history)
+    out = baseline_fields(day, {"resting_hr_bpm": 75.0, "ln_rmssd_night": 3.0}, history)
     mean, sd = values.mean(), values.std(ddof=1)
     med = np.median(values)
     mad = np.median(np.abs(values - med))
     assert out["resting_hr_bpm_z"] == pytest.approx((75 - mean) / sd)
     assert out["resting_hr_bpm_robust_z"] == pytest.approx(0.6745 * (75 - med) / mad)
-    assert float(out["rmssd_ms_z"]) < -2
+    assert float(out["ln_rmssd_night_z"]) < -2
     assert out["baseline_established"] is True
-    assert math.isnan(float(out["activity_mean_z"]))  # no activity today: not part of the flag
+    assert math.isnan(float(out["steps_mean_per_min_z"]))  # no activity today: not part of the flag
     assert set(out) == {
         "baseline_established",
         *(f"{f}_{s}" for f in BASELINE_FEATURES for s in ("z", "robust_z")),
