@@ -66,9 +66,19 @@ def render_conf(broker: BrokerSettings, template_dir: Path | None = None) -> str
 def render_acl_header(study: str, broker: BrokerSettings, template_dir: Path | None = None) -> str:
     directory = template_dir or deploy_dir() / "server" / "mosquitto"
     text = (directory / "acl.in").read_text()
+    study = wire.check_id(study, "study")
+    # The same rights for every processing account (one per worker, one for alerts).
+    blocks = "\n".join(
+        f"user {_username(user)}\n"
+        f"topic read wellsense/v1/{study}/#\n"
+        f"topic write wellsense/v1/{study}/_deadletter\n"
+        f"topic write wellsense/v1/{study}/_alerts\n"
+        f"topic write wellsense/v1/{study}/_alerts/#\n"
+        for user in broker.processing_accounts().values()
+    )
     return Template(text).substitute(
-        study=wire.check_id(study, "study"),
-        processing_user=_username(broker.processing_user),
+        study=study,
+        processing_blocks=blocks.rstrip("\n"),
         admin_user=_username(broker.admin_user),
     )
 
@@ -179,7 +189,12 @@ def _username(name: str) -> str:
 
 
 def init(config: AdminConfig, conf_dir: Path, secrets_dir: Path, *, force: bool = False) -> str:
-    """Write the config fragment, the ACL header and the two service users."""
+    """Write the config fragment, the ACL header and the service users.
+
+    The users: one per processing worker (``<processing_user>-<worker>``), one
+    for the alert publisher (``<processing_user>-rules``) and the admin user.
+    The broker binds each client id to its account, so they cannot share.
+    """
     b = config.broker
     fragment = conf_dir / "wellsense.conf"
     write_private(fragment, render_conf(b), mode=0o644)
@@ -188,7 +203,8 @@ def init(config: AdminConfig, conf_dir: Path, secrets_dir: Path, *, force: bool 
     else:
         write_private(b.acl_file, render_acl_header(config.study.id, b), mode=0o640)
         report = [f"wrote ACL {b.acl_file}"]
-    for user, file_name in ((b.processing_user, "processing"), (b.admin_user, "admin")):
+    accounts = [(user, f"processing-{w}") for w, user in b.processing_accounts().items()]
+    for user, file_name in (*accounts, (b.admin_user, "admin")):
         secret_file = secrets_dir / f"{file_name}-mqtt-password"
         if secret_file.exists() and not force:
             report.append(f"kept {user}'s password in {secret_file}")

@@ -21,6 +21,7 @@ the emulator's compressed clock like the collector does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -72,6 +73,10 @@ class MqttAlertSink:
         from collector.mqtt import new_client
 
         s = config.mqtt
+        rules = getattr(config, "rules", None)
+        if rules is not None and rules.mqtt_username:
+            # Its own account: the broker binds client ids to accounts.
+            s = dataclasses.replace(s, username=rules.mqtt_username, password=rules.mqtt_password)
         self.study = config.study
         self.connected = threading.Event()
         client = new_client(s, client_id)
