@@ -13,9 +13,9 @@ raises only :class:`UnsafeJsonError`, and checks before decoding:
 * size: at most ``max_bytes`` (the caller's bound);
 * nesting: at most ``max_depth`` levels of arrays/objects, counted on the raw
   text with strings removed, *before* ``json.loads`` recurses;
-* numbers: no ``NaN``/``Infinity``, finite floats only (unless the caller
-  range-checks them itself), integers of at most :data:`MAX_INT_DIGITS`
-  digits (a ``ts_ns`` has 19).
+* numbers: no ``NaN``/``Infinity``; finite floats and integers of at most
+  :data:`MAX_INT_DIGITS` digits (a ``ts_ns`` has 19), unless the caller
+  range-checks every number itself.
 """
 
 from __future__ import annotations
@@ -84,12 +84,14 @@ def loads(
     *,
     max_bytes: int,
     max_depth: int = DEFAULT_MAX_DEPTH,
-    overflow_to_inf: bool = False,
+    caller_checks_numbers: bool = False,
 ) -> Any:
     """``payload`` decoded, or :class:`UnsafeJsonError`; never any other exception.
 
-    ``overflow_to_inf``: let ``1e400`` decode to ``inf`` (for a caller that
-    range-checks every float itself and names the field, as the wire contract does).
+    ``caller_checks_numbers``: the caller range-checks every number and names
+    its field (the wire contract does): ``1e400`` may then decode to ``inf``
+    and integers are parsed natively (Python's 4,300-digit limit still
+    applies), which keeps the hot path fast.
     """
     raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
     if len(raw) > max_bytes:
@@ -98,15 +100,19 @@ def loads(
         raise UnsafeJsonError("too_deep", f"nested deeper than {max_depth} levels, or unbalanced")
     try:
         text = raw.decode("utf-8")
+        if caller_checks_numbers:
+            return json.loads(text, parse_constant=_no_constant)
         return json.loads(
-            text,
-            parse_float=float if overflow_to_inf else _finite_float,
-            parse_int=_bounded_int,
-            parse_constant=_no_constant,
+            text, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant
         )
     except UnsafeJsonError:
         raise
-    except (ValueError, RecursionError, MemoryError, TypeError, OverflowError) as exc:
-        # UnicodeDecodeError and JSONDecodeError are ValueErrors; the others
-        # cannot happen within the bounds above, but a decoder must not raise them.
+    except json.JSONDecodeError as exc:
+        raise UnsafeJsonError("syntax", f"not valid JSON: {exc}"[:200]) from None
+    except ValueError as exc:
+        if "digits" in str(exc):  # int(): "Exceeds the limit (4300 digits) ..."
+            raise UnsafeJsonError("number", "integer too long") from None
+        raise UnsafeJsonError("syntax", f"not valid UTF-8 JSON: {exc}"[:200]) from None
+    except (RecursionError, MemoryError, TypeError, OverflowError) as exc:
+        # These cannot happen within the bounds above, but a decoder must not raise them.
         raise UnsafeJsonError("syntax", f"not valid UTF-8 JSON: {exc}"[:200]) from None

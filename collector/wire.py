@@ -664,8 +664,8 @@ def decode(payload: bytes, topic: str | None = None) -> Message:
     if len(payload) > MAX_MESSAGE_BYTES:
         raise MessageTooLargeError("", f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
     try:
-        # Floats are range-checked field by field below (1e400 -> inf names its field).
-        raw = safejson.loads(payload, max_bytes=MAX_MESSAGE_BYTES, overflow_to_inf=True)
+        # Numbers are range-checked field by field below (1e400 -> inf names its field).
+        raw = safejson.loads(payload, max_bytes=MAX_MESSAGE_BYTES, caller_checks_numbers=True)
     except safejson.UnsafeJsonError as exc:
         if exc.kind == "number":  # NaN, Infinity, 5000 digits: a bad value, as the contract says
             raise FieldValueError("", str(exc)) from None
