@@ -199,7 +199,14 @@ def init(config: AdminConfig, conf_dir: Path, secrets_dir: Path, *, force: bool 
     fragment = conf_dir / "wellsense.conf"
     write_private(fragment, render_conf(b), mode=0o644)
     if b.acl_file.exists() and not force:
-        report = [f"kept existing ACL {b.acl_file} (use --force to start it afresh)"]
+        # Re-run (a worker added, an upgrade): a fresh header, the gateways' blocks kept.
+        text = b.acl_file.read_text()
+        start = text.find(f"{_BEGIN}")
+        blocks = text[start:] if start >= 0 else ""
+        header = render_acl_header(config.study.id, b)
+        write_private(b.acl_file, header + ("\n" + blocks if blocks else ""), mode=0o640)
+        kept = blocks.count(_BEGIN)
+        report = [f"updated the ACL header of {b.acl_file}, kept {kept} gateway blocks"]
     else:
         write_private(b.acl_file, render_acl_header(config.study.id, b), mode=0o640)
         report = [f"wrote ACL {b.acl_file}"]

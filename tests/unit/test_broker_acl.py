@@ -67,3 +67,23 @@ def test_every_processing_worker_and_the_alert_publisher_get_their_own_account()
     lines = [ln for ln in conf.splitlines() if ln and not ln.startswith("#")]
     listener = next(i for i, ln in enumerate(lines) if ln.startswith("listener "))
     assert lines.index("use_username_as_clientid true") > listener
+
+
+def test_a_re_run_of_broker_init_renews_the_header_and_keeps_the_gateways(tmp_path: Path) -> None:
+    from processing.admin import settings
+    from tests.integration.security_stack import write_admin_toml
+
+    config = settings.load(write_admin_toml(tmp_path, port=8883))
+    acl = config.broker.acl_file
+    broker.init(config, tmp_path / "conf.d", tmp_path / "secrets")
+    broker.set_gateway_acl(acl, config.study.id, "gw-a", ["p-1"])
+    # An ACL from before per-worker accounts, with a gateway block.
+    old = acl.read_text().replace("wellsense-processing-w1", "wellsense-processing")
+    acl.write_text(old)
+    report = broker.init(config, tmp_path / "conf.d", tmp_path / "secrets")
+    text = acl.read_text()
+    assert "kept 1 gateway blocks" in report
+    assert "user wellsense-processing\n" not in text
+    assert text.count("user wellsense-processing-w1\n") == 1
+    assert broker.acl_participants(acl, "gw-a") == {"p-1"}
+    assert (tmp_path / "secrets" / "processing-rules-mqtt-password").stat().st_mode & 0o077 == 0
