@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from processing.admin import influxguard, influxsetup, settings
+from processing.admin import influxsetup, settings
 from processing.admin.influxapi import InfluxApi, InfluxApiError
 from processing.admin.influxguard import Guard
 from processing.admin.participant import count_points
@@ -316,18 +318,32 @@ def test_bad_content_lengths_and_chunked_bodies_are_refused(guard: InfluxApi) ->
     assert _raw(guard, base + auth + "Content-Length: 1\nContent-Length: 1\n", b"x")[0] == 411
 
 
-def test_the_guard_refuses_to_start_with_an_empty_token_file(stack, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_guard_refuses_to_start_with_an_empty_token_file(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     config, result, _apis = stack
     empty = tmp_path / "client-token"
     empty.write_text("\n")
     empty.chmod(0o600)
-    code = influxguard.main(
-        [
-            "--listen", "127.0.0.1:0", "--influx-url", config.influx.url,
-            "--org", ORG, "--bucket", BUCKET,
-            "--influx-token-file", str(result.token_files["processing"]),
-            "--client-token-file", str(empty),
-        ]
-    )  # fmt: skip
-    assert code == 1
-    assert "is empty" in capsys.readouterr().err
+    args = [
+        "--listen", "127.0.0.1:0", "--influx-url", config.influx.url,
+        "--org", ORG, "--bucket", BUCKET,
+        "--influx-token-file", str(result.token_files["processing"]),
+        "--client-token-file", str(empty),
+    ]  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "wellsense_cli.main", "influx-guard", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert run.returncode == 1
+    assert f"{empty} is empty; refusing to start without a token" in run.stderr
+    with pytest.raises(ValueError, match="empty token"):
+        Guard(
+            ("127.0.0.1", 0),
+            influx_url=config.influx.url,
+            org=ORG,
+            bucket=BUCKET,
+            influx_token="x",
+            client_token=" ",
+        )
