@@ -73,10 +73,11 @@ class MqttAlertSink:
         from collector.mqtt import new_client
 
         s = config.mqtt
-        rules = getattr(config, "rules", None)
-        if rules is not None and rules.mqtt_username:
+        rules: Any = getattr(config, "rules", None)
+        username = getattr(rules, "mqtt_username", None)
+        if username:
             # Its own account: the broker binds client ids to accounts.
-            s = dataclasses.replace(s, username=rules.mqtt_username, password=rules.mqtt_password)
+            s = dataclasses.replace(s, username=username, password=rules.mqtt_password)
         self.study = config.study
         self.connected = threading.Event()
         client = new_client(s, client_id)
