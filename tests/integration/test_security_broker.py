@@ -336,3 +336,45 @@ def test_a_gateway_cannot_take_over_or_destroy_processings_session(
             bucket = client.buckets_api().find_bucket_by_name(pipe.bucket)
             if bucket is not None:
                 client.buckets_api().delete_bucket(bucket)
+
+
+def test_the_alert_publisher_has_its_own_account_beside_the_worker(
+    broker: tuple[ShippedBroker, dict[str, str]], influxd: ls.Influxd, tmp_path: Path
+) -> None:
+    """One session per account: worker and alert publisher connect side by side."""
+    from processing.rules.runner import MqttAlertSink
+
+    server, _ = broker
+    rules_password = tmp_path / "rules-password"
+    rules_password.write_text(server.secret("processing-rules"))
+    rules_password.chmod(0o600)
+    login = _Login(
+        f"mqtts://127.0.0.1:{server.port}",
+        "wellsense-processing-w1",
+        server.secret("processing-w1"),
+        server.ca_file,
+    )
+    bucket = f"rules-{secrets.token_hex(4)}"
+    pipe = Pipeline(login, influxd, tmp_path, study=STUDY, bucket=bucket)  # type: ignore[arg-type]
+    pipe.new_bucket(bucket)
+    rules = {
+        "mqtt_username": "wellsense-processing-rules",
+        "mqtt_password_file": str(rules_password),
+    }
+    service = pipe.start(features={"enabled": False}, rules=rules)
+    sink = MqttAlertSink(service.config, client_id=f"{service.config.client_id}-rules")
+    try:
+        assert sink.connected.wait(10)
+        time.sleep(2)  # a takeover would disconnect one of them by now
+        assert sink.connected.is_set() and service.connected.is_set()
+        log = server.log_file.read_text(errors="replace")
+        for account in ("wellsense-processing-w1", "wellsense-processing-rules"):
+            assert f"Client {account} already connected" not in log
+    finally:
+        sink.close(1)
+        assert pipe.stop(service) == 0
+        pipe.close()
+        with pipe.client() as client:
+            found = client.buckets_api().find_bucket_by_name(bucket)
+            if found is not None:
+                client.buckets_api().delete_bucket(found)
