@@ -75,3 +75,17 @@ def test_rules_check_reports_deep_or_nan_rule_files_without_a_traceback(
     assert code == 1
     assert "Traceback" not in out + err
     assert "nested deeper" in out and "not a finite number" in out
+
+
+def test_the_alert_publishers_account_needs_both_name_and_password(tmp_path: Path) -> None:
+    secret = tmp_path / "rules-password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    path = tmp_path / "processing.toml"
+    path.write_text(PROCESSING + '[rules]\nmqtt_username = "wellsense-processing-rules"\n')
+    with pytest.raises(ConfigError, match="set both mqtt_username and mqtt_password_file"):
+        processing_config.load(path)
+    path.write_text(path.read_text() + f'mqtt_password_file = "{secret}"\n')
+    rules = processing_config.load(path).rules
+    assert (rules.mqtt_username, rules.mqtt_password) == ("wellsense-processing-rules", "s3cret")
+    assert "s3cret" not in repr(rules)
