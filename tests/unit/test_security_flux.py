@@ -155,6 +155,7 @@ def test_a_single_feature_point_delete_is_re_encoded() -> None:
         {**ONE_POINT, "\u017ftart": "1970-01-01T00:00:00Z"},
         {**ONE_POINT, "\u017ftop": "2100-01-01T00:00:00Z"},
         {**ONE_POINT, "STOP": "2100-01-01T00:00:00Z"},
+        {**ONE_POINT, "\u212aind": "x"},  # Kelvin sign: folds to "k" in Go
         {**ONE_POINT, "bucket": "other"},
         # wrong shapes
         dict(ONE_POINT, predicate='_measurement="hr"'),
