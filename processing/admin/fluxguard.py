@@ -86,7 +86,12 @@ def check(flux: str, bucket: str) -> None:
     if len(flux) > MAX_QUERY_CHARS:
         raise FluxRefused(f"query longer than {MAX_QUERY_CHARS} characters")
     toks = tokens(flux)
+    opened: list[str] = []  # the open brackets around the current token
     for i, (kind, text) in enumerate(toks):
+        if kind == "op" and text in "([{":
+            opened.append(text)
+        elif kind == "op" and text in ")]}" and opened:
+            opened.pop()
         if kind == "string":
             if "${" in text:
                 raise FluxRefused("string interpolation is not allowed")
@@ -97,7 +102,8 @@ def check(flux: str, bucket: str) -> None:
         after = toks[i + 1][1] if i + 1 < len(toks) else ""
         if text in FORBIDDEN_STATEMENTS:
             raise FluxRefused(f"'{text}' is not allowed (the services import nothing)")
-        if before == "." or (after == ":" and before in ("(", ",", "{", "with")):
+        label = after == ":" and before in ("(", ",", "{", "with") and opened[-1:] != ["["]
+        if before == "." or label:
             continue  # a member (r._value) or a label (bucket:, fn:, record keys)
         if text == "from":
             expected = [("op", "("), ("ident", "bucket"), ("op", ":")]

@@ -89,6 +89,7 @@ REFUSED = [
     'from(bucket: "wellsense") |> range(start: -1h) |> map(fn: (to) => to)',
     'from(bucket: "wellsense") |> range(start: -1h) |> requests.get(url: "x")',
     'from(bucket: "wellsense") |> range(start: -1h) \u2028|> to(bucket: "x")',
+    'from(bucket: "wellsense") |> map(fn: (r) => ({r with d: ["a": 1, to: 2]}))',
 ]
 
 
