@@ -137,3 +137,31 @@ def test_hundreds_of_hostile_payloads_on_every_topic_are_dead_lettered(
     assert {r["topic"] for r in records} == {t for t, _ in hostile}
     assert all(json.loads(json.dumps(r)) == r for r in records)
     assert pipeline.count("hr", "hr_bpm") == 3 * 5
+
+
+def test_a_decoder_bug_dead_letters_the_message_instead_of_stopping_ingestion(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The net under the decoders: an unexpected exception is a ``decoder_failed`` letter."""
+    real_decode = wire.decode
+
+    def buggy(payload: bytes, topic: str | None = None) -> wire.Message:
+        if b"BUG" in payload:
+            raise ZeroDivisionError("a decoder bug")
+        return real_decode(payload, topic=topic)
+
+    monkeypatch.setattr(wire, "decode", buggy)
+    study = pipeline.study
+    deadletters = Collector(pipeline.broker, f"wellsense/v1/{study}/_deadletter")
+    service = pipeline.start(features={"enabled": False})
+    try:
+        publish_all(pipeline.broker, [(wire.participant_topic(study, "p-1", "hr"), b'"BUG"')])
+        good = hr_messages(study=study, participant="p-1", device="d-1", n_messages=2)
+        publish_messages(pipeline.broker, good)
+        wait_until(lambda: service.metrics.messages_written >= 2, 60, "valid data stored")
+        wait_until(lambda: deadletters.payloads.qsize() >= 1, 30, "the dead letter")
+        records = deadletters.records()
+        assert pipeline.stop(service) == 0
+    finally:
+        deadletters.close()
+    assert [(r["reason"], r["error"]) for r in records] == [("decoder_failed", "ZeroDivisionError")]
