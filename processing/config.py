@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,6 +76,10 @@ class RulesConfig:
     directory: Path | None
     interval_s: float
     lookback_s: float
+    #: The alert publisher's own broker account (the shipped broker binds client
+    #: ids to accounts, so it cannot share the worker's); None: the worker's.
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,5 +207,11 @@ def _rules(sec: Section) -> RulesConfig:
         raise sec.error("directory", f"{directory} is not a directory")
     interval_s = sec.float("interval_s", 60.0, lo=1.0, hi=86400)
     lookback_days = sec.int("lookback_days", 35, lo=1, hi=3650)
+    username = sec.str("mqtt_username", None)
+    password = read_secret(sec, "mqtt_password", "WELLSENSE_RULES_MQTT_PASSWORD")
+    if (username is None) != (password is None):
+        raise sec.error(
+            "mqtt_username", "set both mqtt_username and mqtt_password_file, or neither"
+        )
     sec.reject_unknown()
-    return RulesConfig(enabled, directory, interval_s, lookback_days * 86400.0)
+    return RulesConfig(enabled, directory, interval_s, lookback_days * 86400.0, username, password)

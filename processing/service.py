@@ -23,7 +23,6 @@ broker holds (and persists) the rest: memory stays bounded here.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -38,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from collector import wire
+from collector import safejson, wire
 from collector.mqtt import new_client
 from processing import deadletter, schema
 from processing.config import ProcessingConfig
@@ -52,6 +51,7 @@ log = logging.getLogger("wellsense.processing")
 EXIT_OK = 0
 EXIT_INFLUX_AUTH = 3
 DEADLETTER_WAIT_S = 10.0
+STATE_MAX_BYTES = 64 * 1024  # {"state", "ts_ns"} and a command acknowledgement
 FEATURE_BUDGET_S = 0.5  # per loop turn, so ingestion is never starved by features
 SHUTDOWN_FEATURE_BUDGET_S = 20.0
 _LOG_DEADLETTERS_PER_INTERVAL = 20
@@ -68,6 +68,31 @@ class _Pending:
     lines: list[str] = field(default_factory=list)
     message: wire.Message | None = None
     deadletters: list[mqtt.MQTTMessageInfo] = field(default_factory=list)
+
+
+def decode_gateway_state(topic: str, payload: bytes) -> tuple[str, str, str, int]:
+    """(study, gateway, state, ts_ns) of a retained gateway ``state`` message.
+
+    Raises only :class:`collector.wire.WireError` (the message is dead-lettered).
+    """
+    parts = topic.split("/")
+    if len(parts) != 6:
+        raise wire.TopicError("topic", "not a gateway state topic")
+    gateway = wire.check_id(parts[4], "gateway")
+    study = wire.check_id(parts[2], "study")
+    try:
+        body = safejson.loads(payload, max_bytes=STATE_MAX_BYTES)
+    except safejson.UnsafeJsonError as exc:
+        raise wire.MalformedJsonError("", f"state: {exc}") from None
+    if not isinstance(body, dict):
+        raise wire.FieldTypeError("message", "expected an object")
+    state = body.get("state")
+    ts_ns = body.get("ts_ns")
+    if state not in ("online", "offline"):
+        raise wire.FieldValueError("state", "expected 'online' or 'offline'")
+    if isinstance(ts_ns, bool) or not isinstance(ts_ns, int) or ts_ns <= 0:
+        raise wire.FieldTypeError("ts_ns", "expected an integer timestamp")
+    return study, gateway, str(state), ts_ns
 
 
 class Service:
@@ -262,7 +287,7 @@ class Service:
                 if deadline is None and not pending_write:
                     break  # idle: let features and stats run
                 continue
-            pending = self._prepare(message)
+            pending = self._prepare_safely(message)
             batch.append(pending)
             points += len(pending.lines)
             if deadline is None:
@@ -312,28 +337,30 @@ class Service:
         return pending
 
     def _prepare_state(self, pending: _Pending) -> None:
-        parts = pending.topic.split("/")
         try:
-            if len(parts) != 6:
-                raise wire.TopicError("topic", "not a gateway state topic")
-            gateway = wire.check_id(parts[4], "gateway")
-            study = wire.check_id(parts[2], "study")
-            try:
-                body = json.loads(pending.payload)
-            except (UnicodeDecodeError, ValueError):
-                raise wire.MalformedJsonError("", "state is not valid JSON") from None
-            if not isinstance(body, dict):
-                raise wire.FieldTypeError("message", "expected an object")
-            state = body.get("state")
-            ts_ns = body.get("ts_ns")
-            if state not in ("online", "offline"):
-                raise wire.FieldValueError("state", "expected 'online' or 'offline'")
-            if isinstance(ts_ns, bool) or not isinstance(ts_ns, int) or ts_ns <= 0:
-                raise wire.FieldTypeError("ts_ns", "expected an integer timestamp")
+            study, gateway, state, ts_ns = decode_gateway_state(pending.topic, pending.payload)
         except wire.WireError as exc:
             self._deadletter(pending, exc.reason, exc.field, str(exc))
             return
         pending.lines = [schema.gateway_state_line(study, gateway, state, ts_ns)]
+
+    def _prepare_safely(self, msg: mqtt.MQTTMessage) -> _Pending:
+        """:meth:`_prepare`, but no payload can raise out of it: a decoder bug is a dead letter.
+
+        The decoders raise only ``WireError`` for bad input (fuzzed in
+        tests/unit/test_security_decoders.py); this is the net under them, so
+        one message can never stop ingestion or come back at every restart.
+        """
+        try:
+            return self._prepare(msg)
+        except Exception as exc:
+            pending = _Pending(msg.mid, msg.qos, msg.topic, bytes(msg.payload))
+            log.error(
+                "decoder failed on a message; dead-lettering it",
+                extra={"fields": {"error": type(exc).__name__, "topic": msg.topic[:200]}},
+            )
+            self._deadletter(pending, deadletter.DECODER_FAILED, "", type(exc).__name__)
+            return pending
 
     def _deadletter(self, pending: _Pending, reason: str, field_name: str, error: str) -> None:
         body = deadletter.record(

@@ -21,6 +21,7 @@ the emulator's compressed clock like the collector does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -72,6 +73,11 @@ class MqttAlertSink:
         from collector.mqtt import new_client
 
         s = config.mqtt
+        rules: Any = getattr(config, "rules", None)
+        username = getattr(rules, "mqtt_username", None)
+        if username:
+            # Its own account: the broker binds client ids to accounts.
+            s = dataclasses.replace(s, username=username, password=rules.mqtt_password)
         self.study = config.study
         self.connected = threading.Event()
         client = new_client(s, client_id)
