@@ -48,11 +48,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.beats import BeatClock  # noqa: E402
-from collector.wire import rr_beat_times_ns  # noqa: E402
-from processing.features.hrv import HRV_KEYS, hrv_windows  # noqa: E402
-from processing.features.io import read_rr  # noqa: E402
-from wellsense_sim.strap import NS_PER_S, StrapParams, beats_from_rr, notify_beats  # noqa: E402
+from collector.beats import BeatClock
+from collector.wire import rr_beat_times_ns
+from processing.features.hrv import HRV_KEYS, hrv_windows
+from processing.features.io import read_rr
+from wellsense_sim.strap import NS_PER_S, StrapParams, beats_from_rr, notify_beats
 
 T0_NS = 1_764_000_000 * NS_PER_S
 WINDOW_S = 300
