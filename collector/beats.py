@@ -30,8 +30,14 @@ Within a timeline beat ``i`` is at ``o + S_i``: ``S_i`` is the running sum of
 the RR values, each rounded to whole nanoseconds before summing (exact
 integers: consecutive beats of one notification are exactly
 ``round(rr_ms * 1e6)`` ns apart), and ``o`` is the anchor. A timeline starts
-at the first notification of a connection with the last beat at its arrival
-(``o = r_0 - S_last(0)``). Every notification then gives two constraints:
+with its first beat one sensor period ``P`` before the arrival (about when
+the previous notification was sent: the earliest it can be), or with its last
+beat at the arrival if the notification holds more than a period of beats
+(``o = min(r_0 - S_last(0), r_0 - P - S_first(0))``). Starting early means
+later corrections move beats forward (a gap: ``dt > RR``, as when beats are
+missing) rather than back (``dt < RR``: beats squeezed together, which
+distorts the time axis of the spectral features). Every notification then
+gives two constraints:
 
 - **upper (hard):** its last beat happened before it was sent, so
   ``o + S_last(k) <= r_k``;
@@ -57,8 +63,8 @@ gateway clock stepped back), when the time since the previous arrival is
 more than 1.5 sensor periods (a lost notification: about a second of beats
 is missing; the period is the median of the last arrivals' spacing, with a
 prior of 1 s for the first arrivals of a connection), and when
-the running sum lags the arrival by more than :data:`MAX_LAG_NS`. A new
-timeline is anchored with its last beat at the arrival.
+the running sum lags the arrival by more than :data:`MAX_LAG_NS`; it is
+anchored as at the start of a connection.
 
 Guarantees (property-tested in tests/unit/test_collector_beats.py)
 ------------------------------------------------------------------
@@ -168,11 +174,16 @@ class BeatClock:
         total = sum(rr_ns)
         rr0 = rr_ns[0]
         hi = r - total  # largest base (position before the first beat) with last beat <= r
+        # A new timeline puts its first beat one period before the arrival (about
+        # when the previous notification was sent, the earliest it can be), or
+        # its last beat at the arrival if they do not fit: later corrections
+        # then move it forward (a gap), not back (compressing time).
+        fresh = min(hi, r - self._period() - rr0)
         base: int
         if reason is None and self._t_last is not None:
             base = self._t_last
             if base < hi - MAX_LAG_NS:
-                reason = "lag"
+                reason, base = "lag", fresh
             elif base > hi:  # upper bound: beats after their notification
                 move = base - hi
                 if move <= SLIDE_MAX_NS and move < rr0:
@@ -191,7 +202,7 @@ class BeatClock:
                         base = self._slide(base, SLIDE_MAX_NS)
         else:
             reason = reason or "start"
-            base = hi
+            base = fresh
         if reason is not None:
             base = self._break_base(base, rr0, total, r)
             self.stats.breaks[reason] = self.stats.breaks.get(reason, 0) + 1
@@ -218,12 +229,16 @@ class BeatClock:
         gap = r - prev
         if gap < 0:
             return "clock"
+        lost = gap > LOSS_PERIODS * self._period()
+        self._gaps.append(gap)
+        return "lost" if lost else None
+
+    def _period(self) -> int:
+        """The sensor's notification period: median spacing of recent arrivals."""
         known = list(self._gaps)
         if len(known) < _MIN_CADENCE_GAPS:
             known.append(DEFAULT_PERIOD_NS)  # a prior until the spacing is known
-        lost = gap > LOSS_PERIODS * statistics.median(known)
-        self._gaps.append(gap)
-        return "lost" if lost else None
+        return round(statistics.median(known))
 
     def _slide(self, base: int, move: int) -> int:
         if move:

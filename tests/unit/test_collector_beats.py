@@ -48,20 +48,25 @@ def test_gap_tolerance_is_processings() -> None:
     assert SLIDE_MAX_NS < beats.GAP_TOLERANCE_NS < BREAK_MIN_NS
 
 
-def test_first_notification_ends_at_its_arrival_and_is_a_break() -> None:
+def test_first_notification_starts_a_period_before_its_arrival_and_is_a_break() -> None:
     clock = BeatClock()
+    # the first beat at the earliest it can be: one period (1 s prior) before the arrival
     times = clock.add(T0, [800.0, 812.5])
-    assert times == [T0 - 812_500_000, T0]
+    assert times == [T0 - NS_PER_S, T0 - NS_PER_S + 812_500_000]
     assert clock.last_break and clock.last_break_reason == "start"
     assert clock.add(T0 + NS_PER_S, []) == [] and not clock.last_break
+    # more beat time than one period: the last beat at the arrival instead
+    clock.reset()
+    assert clock.add(T0 + 9 * NS_PER_S, [700.0, 700.0, 700.0])[-1] == T0 + 9 * NS_PER_S
 
 
 def test_beats_follow_the_running_sum_not_the_arrival() -> None:
     clock = BeatClock()
-    first = clock.add(T0, [800.0])
-    # arrives 1 s later; the old placement would pin its beat to the arrival
-    second = clock.add(T0 + 1_000_000_000, [790.0])
-    assert second == [first[-1] + 790_000_000]
+    (first,) = clock.add(T0, [1000.0])
+    assert clock.add(T0 + NS_PER_S, [1000.0]) == [first + 1_000_000_000]
+    # arrives 30 ms late and the beat came sooner: the pinned placement would put
+    # it at the arrival, 1050 ms after the previous beat instead of 980 ms
+    assert clock.add(T0 + 2_030_000_000, [980.0]) == [first + 1_980_000_000]
     assert not clock.last_break
 
 
@@ -126,7 +131,7 @@ def test_gateway_clock_step_back_follows_the_clock() -> None:
         clock.add(T0 + k * NS_PER_S, [1000.0])
     times = clock.add(T0 + 5 * NS_PER_S - 3600 * NS_PER_S, [1000.0])
     assert clock.last_break and clock.last_break_reason == "clock"
-    assert times == [T0 + 5 * NS_PER_S - 3600 * NS_PER_S]
+    assert times == [T0 + 4 * NS_PER_S - 3600 * NS_PER_S]  # a new timeline on the new clock
 
 
 def test_gateway_clock_step_forward_is_a_break() -> None:
@@ -134,8 +139,8 @@ def test_gateway_clock_step_forward_is_a_break() -> None:
     for k in range(8):
         clock.add(T0 + k * NS_PER_S, [1000.0])
     times = clock.add(T0 + 8 * NS_PER_S + 3600 * NS_PER_S, [1000.0])
-    assert clock.last_break
-    assert times == [T0 + 8 * NS_PER_S + 3600 * NS_PER_S]
+    assert clock.last_break and clock.last_break_reason == "lost"
+    assert times == [T0 + 7 * NS_PER_S + 3600 * NS_PER_S]
 
 
 # --------------------------------------------------------------------------- properties
