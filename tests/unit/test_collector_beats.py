@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from collector import beats, wire
 from collector.beats import BREAK_MIN_NS, MAX_LEAD_NS, SLIDE_MAX_NS, BeatClock
 from processing.features import rr_clean
-from wellsense_sim.strap import NS_PER_S, StrapParams, beats_from_rr, notify_beats
+from wellsense_sim.strap import NS_PER_S, StrapCadence, StrapParams, beats_from_rr, notify_beats
 
 T0 = 1_700_000_000 * NS_PER_S
 
@@ -214,3 +214,33 @@ def test_strap_model_never_gives_falsely_successive_beats(
         truly = abs((true[i] - true[i - 1]) / 1e6 - rr_ms[i]) <= 10.0
         if not truly:  # beats are missing in between: never stored as successive
             assert brk[i]
+
+
+def test_beats_the_sensor_missed_at_rest_break_the_timeline() -> None:
+    # no contact for a beat: the strap sends no RR for it nor for the next, so
+    # the running sum falls behind by two intervals; the lower bound sees it
+    for seed in range(4):
+        rr = _rr(3000, seed)
+        beats_ns = beats_from_rr(rr, start_ns=T0)
+        cadence = StrapCadence(
+            StrapParams(drift_ppm=50.0, latency_ms=(0.0, 50.0), seed=seed), start_ns=T0
+        )
+        notes, i, missed = [], 0, 0
+        while i < len(beats_ns):
+            due = cadence.next_send_ns
+            chunk: list[int] = []
+            while i < len(beats_ns) and beats_ns[i] <= due:
+                if i % 397 == 200:  # about every 5 min
+                    cadence.detect(chunk)
+                    chunk = []
+                    cadence.miss()
+                    missed += 1
+                else:
+                    chunk.append(beats_ns[i])
+                i += 1
+            notes.append(cadence.send(chunk))
+        placed, true, rr_ms, brk = _run(notes)
+        assert missed >= 7
+        for k in range(1, len(placed)):
+            if abs((true[k] - true[k - 1]) / 1e6 - rr_ms[k]) > 10.0:
+                assert brk[k], (seed, k)
