@@ -82,9 +82,10 @@ Guarantees (property-tested in tests/unit/test_collector_beats.py)
 - Beats of one notification are exactly their RR apart.
 - Between notifications, without a break ``|dt - RR| <= SLIDE_MAX_NS``; at a
   break ``|dt - RR| >= BREAK_MIN_NS``.
-- Beat times increase strictly, except where keeping them increasing would put
-  a beat more than :data:`MAX_LEAD_NS` after its notification arrived (the
-  gateway clock stepped back): then the new timeline follows the clock.
+- Beat times increase strictly, within a connection and across reconnections,
+  except where keeping them increasing (with a visible break) would put a
+  beat more than :data:`MAX_LEAD_NS` after its notification arrived: the
+  gateway clock stepped back, and the new timeline follows the clock.
 - The last beat of a notification is at most :data:`MAX_LEAD_NS` after its
   arrival (it is after it only where strict increase demands) and at most
   :data:`MAX_LAG_NS` before it.
