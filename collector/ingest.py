@@ -173,6 +173,14 @@ class Ingest:
             state.contact = None
             state.last_rsc_ns = None  # no steps are claimed across a gap
             state.beat_session = None  # the next notification starts a new timeline
+            stats = state.beat_clock.stats
+            log.info(
+                "sensor %s: beat clock so far: %d beats, %d slides, breaks %s",
+                item.sensor_key,
+                stats.beats,
+                stats.slides,
+                dict(sorted(stats.breaks.items())),
+            )
             self._status(route, ts, "disconnected", detail=item.reason)
         elif isinstance(item, ev.Gap):
             log.info(
