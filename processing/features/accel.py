@@ -28,6 +28,7 @@ Pure NumPy/SciPy, no I/O. Too little data gives an empty array, not an error.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from scipy import ndimage, signal
@@ -37,6 +38,7 @@ from ._types import BoolArray, FloatArray
 __all__ = [
     "ACC_EPOCH_KEYS",
     "AccEpochs",
+    "CountsStream",
     "activity_counts",
     "angle_z_deg",
     "enmo_mg",
@@ -145,28 +147,54 @@ _LEGACY_RESAMPLE = {
 }
 
 
+def _legacy_up_down(fs_hz: float) -> tuple[int, int] | None:
+    return _LEGACY_RESAMPLE.get(int(fs_hz)) if float(fs_hz).is_integer() else None
+
+
+def _legacy_lpf(up: int) -> tuple[list[float], list[float]]:
+    # y[i] = a*L*(u[i] + u[i-1]) - b*y[i-1], a = pi/(pi + 2L), b = (pi - 2L)/(pi + 2L)
+    a = np.pi / (np.pi + 2 * up)
+    b = (np.pi - 2 * up) / (np.pi + 2 * up)
+    return [a * up, a * up], [1.0, b]
+
+
+def _poly_ratio(fs_hz: float) -> tuple[int, int]:
+    ratio = Fraction(30, 1) / Fraction(fs_hz).limit_denominator(1000)
+    return ratio.numerator, ratio.denominator
+
+
 def _to_30hz(x: FloatArray, fs_hz: float) -> FloatArray:
     """(n, 3) at fs_hz -> (m, 3) at 30 Hz, rounded to 1 mg as ActiGraph does."""
     if fs_hz == 30:
-        return np.round(x, 3)
-    legacy = _LEGACY_RESAMPLE.get(int(fs_hz)) if float(fs_hz).is_integer() else None
+        return np.asarray(np.round(x, 3), dtype=np.float64)
+    legacy = _legacy_up_down(fs_hz)
     if legacy is not None:
         up, down = legacy
         u = np.zeros((x.shape[0] * up, 3))
         u[::up] = x
         if fs_hz not in (60, 90):
-            # y[i] = a*L*(u[i] + u[i-1]) - b*y[i-1], a = pi/(pi + 2L), b = (pi - 2L)/(pi + 2L)
-            a = np.pi / (np.pi + 2 * up)
-            b = (np.pi - 2 * up) / (np.pi + 2 * up)
-            u = signal.lfilter([a * up, a * up], [1.0, b], u, axis=0)
+            b, a = _legacy_lpf(up)
+            u = signal.lfilter(b, a, u, axis=0)
         return np.asarray(np.round(u[::down], 3), dtype=np.float64)
     # Other rates (25, 52, 104, 200 Hz ...): polyphase resampling with a Kaiser
     # low-pass. Not ActiLife's filter: counts differ slightly (documented).
-    from fractions import Fraction
-
-    ratio = Fraction(30, 1) / Fraction(fs_hz).limit_denominator(1000)
-    y = signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=0)
+    up, down = _poly_ratio(fs_hz)
+    y = signal.resample_poly(x, up, down, axis=0)
     return np.asarray(np.round(y, 3), dtype=np.float64)
+
+
+def _counts_from_bpf(bpf: FloatArray, epoch_s: int) -> FloatArray:
+    """Steps 2 (gain) to 5 of :func:`activity_counts` on band-passed 30-Hz data."""
+    trimmed = np.abs(_COUNT_GAIN * bpf)
+    trimmed[trimmed < 4] = 0
+    trimmed = np.floor(np.minimum(trimmed, 128))
+    n10 = trimmed.shape[0] // 3
+    at10 = np.floor(trimmed[: 3 * n10].reshape(n10, 3, 3).sum(axis=1) / 3)
+    per_epoch = int(epoch_s) * 10
+    n = n10 // per_epoch
+    return np.asarray(
+        np.floor(at10[: n * per_epoch].reshape(n, per_epoch, 3).sum(axis=1)), dtype=np.float64
+    )
 
 
 def activity_counts(acc_g: FloatArray, fs_hz: float, epoch_s: int) -> FloatArray:
@@ -193,14 +221,61 @@ def activity_counts(acc_g: FloatArray, fs_hz: float, epoch_s: int) -> FloatArray
         return np.zeros((0, 3))
     zi = signal.lfilter_zi(_BPF_B, _BPF_A)[:, None] * x30[0][None, :]
     bpf, _ = signal.lfilter(_BPF_B, _BPF_A, x30, axis=0, zi=zi)
-    trimmed = np.abs(_COUNT_GAIN * bpf)
-    trimmed[trimmed < 4] = 0
-    trimmed = np.floor(np.minimum(trimmed, 128))
-    n10 = trimmed.shape[0] // 3
-    at10 = np.floor(trimmed[: 3 * n10].reshape(n10, 3, 3).sum(axis=1) / 3)
-    per_epoch = int(epoch_s) * 10
-    n = n10 // per_epoch
-    return np.floor(at10[: n * per_epoch].reshape(n, per_epoch, 3).sum(axis=1))
+    return _counts_from_bpf(bpf, epoch_s)
+
+
+class CountsStream:
+    """:func:`activity_counts` one epoch at a time, filter states carried over.
+
+    At the ActiGraph rates (30-100 Hz in steps of 10) the counts of
+    consecutive :meth:`push` calls equal :func:`activity_counts` on the
+    concatenated samples (tested): every step is either pointwise or a
+    causal filter whose state is kept, and an epoch is a whole number of
+    resampling periods. At other rates each epoch is resampled with the
+    previous ``context_s`` seconds as lead-in, a close approximation.
+    """
+
+    def __init__(self, fs_hz: float, epoch_s: int, *, context_s: float = 2.0) -> None:
+        self.fs_hz = fs_hz
+        self.epoch_s = int(epoch_s)
+        self.samples_per_epoch = _check(np.zeros((0, 3)), fs_hz, epoch_s)
+        self._legacy = fs_hz == 30 or _legacy_up_down(fs_hz) is not None
+        self._context = max(1, round(context_s * fs_hz))
+        self._tail = np.zeros((0, 3))
+        self._lpf_zi: FloatArray | None = None
+        self._bpf_zi: FloatArray | None = None
+
+    def push(self, acc_g: FloatArray) -> FloatArray:
+        """Counts (x, y, z) of one epoch of exactly ``samples_per_epoch`` samples."""
+        x = np.asarray(acc_g, dtype=np.float64)
+        if x.shape != (self.samples_per_epoch, 3):
+            raise ValueError(f"expected ({self.samples_per_epoch}, 3) samples, got {x.shape}")
+        x30 = self._resample(x)
+        if self._bpf_zi is None:
+            self._bpf_zi = signal.lfilter_zi(_BPF_B, _BPF_A)[:, None] * x30[0][None, :]
+        bpf, self._bpf_zi = signal.lfilter(_BPF_B, _BPF_A, x30, axis=0, zi=self._bpf_zi)
+        return _counts_from_bpf(bpf, self.epoch_s)[0]
+
+    def _resample(self, x: FloatArray) -> FloatArray:
+        fs = self.fs_hz
+        out_n = 30 * self.epoch_s
+        if fs == 30:
+            return np.asarray(np.round(x, 3), dtype=np.float64)
+        legacy = _legacy_up_down(fs)
+        if legacy is not None:
+            up, down = legacy
+            u = np.zeros((x.shape[0] * up, 3))
+            u[::up] = x
+            if fs not in (60, 90):
+                b, a = _legacy_lpf(up)
+                zi = np.zeros((1, 3)) if self._lpf_zi is None else self._lpf_zi
+                u, self._lpf_zi = signal.lfilter(b, a, u, axis=0, zi=zi)
+            return np.asarray(np.round(u[::down], 3), dtype=np.float64)
+        up, down = _poly_ratio(fs)
+        joined = np.vstack([self._tail, x])
+        self._tail = x[-self._context :]
+        y = signal.resample_poly(joined, up, down, axis=0)
+        return np.asarray(np.round(y[-out_n:], 3), dtype=np.float64)
 
 
 # --- non-wear -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 
 from processing.features.accel import (
     ACC_EPOCH_KEYS,
+    CountsStream,
     activity_counts,
     angle_z_deg,
     enmo_mg,
@@ -152,3 +153,26 @@ def test_epoch_features_all_keys() -> None:
     assert tuple(ep.features) == ACC_EPOCH_KEYS and len(ep) == 10
     assert all(len(v) == 10 for v in ep.features.values())
     assert np.isfinite(np.column_stack(list(ep.features.values()))).all()
+
+
+# -- streaming counts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fs_hz", [30, 50, 60, 100])
+def test_counts_stream_equals_batch(fs_hz: int) -> None:
+    acc = _walk_and_rest(fs_hz, 10, seed=7)
+    stream = CountsStream(fs_hz, 30)
+    n = stream.samples_per_epoch
+    pushed = np.array([stream.push(acc[i : i + n]) for i in range(0, acc.shape[0], n)])
+    np.testing.assert_allclose(pushed, activity_counts(acc, fs_hz, 30), rtol=0, atol=1e-6)
+
+
+def test_counts_stream_other_rate_close_to_batch() -> None:
+    acc = _walk_and_rest(52, 10, seed=8)
+    stream = CountsStream(52, 30)
+    n = stream.samples_per_epoch
+    pushed = np.array([stream.push(acc[i : i + n]) for i in range(0, acc.shape[0], n)])
+    batch = activity_counts(acc, 52, 30)
+    assert np.abs(pushed.sum(axis=0) - batch.sum(axis=0)).max() / batch.sum() < 0.01
+    with pytest.raises(ValueError, match="expected"):
+        stream.push(acc[:10])
