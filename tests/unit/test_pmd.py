@@ -182,14 +182,18 @@ _sample16 = st.tuples(*[st.integers(-32768, 32767)] * 3)
 
 @st.composite
 def _delta_frames(draw: st.DrawFn) -> bytes:
-    """Valid H10-style frames, then possibly cut or with one octet replaced."""
+    """Valid ACC frames (delta or raw), then possibly cut or with one octet replaced."""
     samples = draw(st.lists(_sample16, min_size=1, max_size=40))
-    data = encode_delta_frame(
-        draw(st.integers(0, 2**64 - 1)),
-        samples,
-        frame_type=draw(st.sampled_from([0, 1])),
-        block_samples=draw(st.integers(1, 255)),
-    )
+    ts = draw(st.integers(0, 2**64 - 1))
+    if draw(st.booleans()):
+        data = encode_delta_frame(
+            ts,
+            samples,
+            frame_type=draw(st.sampled_from([0, 1])),
+            block_samples=draw(st.integers(1, 255)),
+        )
+    else:
+        data = encode_raw_acc_frame(ts, samples)
     mutation = draw(st.sampled_from(["none", "cut", "poke"]))
     if mutation == "cut":
         data = data[: draw(st.integers(0, len(data)))]
