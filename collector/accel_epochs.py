@@ -121,6 +121,7 @@ class _Segment:
     prev_start_ns: int = 0
     stats: list[_Stats] = field(default_factory=list)
     stats_start_ns: list[int] = field(default_factory=list)
+    stats_base: int = 0  # epochs already dropped from the front of ``stats``
     blocks_judged: int = 0
 
 
@@ -277,12 +278,13 @@ class AccEpochReducer:
             k = seg.blocks_judged
             lo = (2 * k - 3) * _HALF_BLOCK_EPOCHS
             hi = (2 * k + 5) * _HALF_BLOCK_EPOCHS  # exclusive: half-blocks 2k-3 .. 2k+4
-            have = len(seg.stats)
+            base = seg.stats_base
+            have = base + len(seg.stats)
             if (k + 1) * per_block > have:
                 return out  # the block itself is not complete
             if hi > have and not final:
                 return out
-            window = seg.stats[max(0, lo) : min(hi, have)]
+            window = seg.stats[max(0, lo) - base : min(hi, have) - base]
             n = sum(s.n for s in window)
             s1 = sum((s.s1 for s in window), np.zeros(3))
             s2 = sum((s.s2 for s in window), np.zeros(3))
@@ -292,13 +294,18 @@ class AccEpochReducer:
             out.append(
                 NonwearRecord(
                     sensor=sensor,
-                    start_ns=seg.stats_start_ns[k * per_block],
+                    start_ns=seg.stats_start_ns[k * per_block - base],
                     block_s=_BLOCK_S,
                     nonwear=int(still.sum()) >= self._min_axes,
                     window_complete=hi <= have and lo >= 0,
                 )
             )
             seg.blocks_judged += 1
+            # the next block's window starts 1.5 blocks before it: drop older sums
+            drop = max(0, (2 * (k + 1) - 3) * _HALF_BLOCK_EPOCHS) - base
+            if drop > 0:
+                del seg.stats[:drop], seg.stats_start_ns[:drop]
+                seg.stats_base += drop
 
     def _close_segment(self, sensor: str, st: _Sensor) -> list[Record]:
         seg, st.segment = st.segment, None

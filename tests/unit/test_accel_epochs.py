@@ -48,6 +48,12 @@ def _signal(minutes_table: float, minutes_worn: float) -> np.ndarray:
 def _feed(
     reducer: AccEpochReducer, acc_g: np.ndarray, *, skip: range = range(0), latency_ms: int = 30
 ) -> list[EpochRecord | NonwearRecord]:
+    return _feed_open(reducer, acc_g, skip=skip, latency_ms=latency_ms) + reducer.close("p01-h10")
+
+
+def _feed_open(
+    reducer: AccEpochReducer, acc_g: np.ndarray, *, skip: range = range(0), latency_ms: int = 30
+) -> list[EpochRecord | NonwearRecord]:
     rng = np.random.default_rng(1)
     mg = np.round(acc_g * 1000).astype(int)
     out: list[EpochRecord | NonwearRecord] = []
@@ -62,7 +68,7 @@ def _feed(
         # gateway receives it 0..latency_ms after its last sample; one frame early on is on time
         delay = 0 if f == 0 else int(rng.integers(0, latency_ms)) * 1_000_000
         out += reducer.add_frame("p01-h10", frame, GATEWAY_T0 + last * NS // FS + delay)
-    return out + reducer.close("p01-h10")
+    return out
 
 
 def test_epochs_equal_batch_features() -> None:
@@ -146,3 +152,13 @@ def test_rejects_other_measurements_and_rates() -> None:
     with pytest.raises(ValueError, match="not ACC"):
         reducer.add_frame("s", ppi, GATEWAY_T0)
     assert reducer.close("unknown") == []
+
+
+def test_memory_is_bounded() -> None:
+    # After 100 min, at most a 60-min window of per-epoch sums and two epochs of raw samples remain.
+    reducer = AccEpochReducer()
+    records = _feed_open(reducer, _signal(0, 100))
+    seg = reducer._sensors["p01-h10"].segment
+    assert seg is not None and len(seg.stats) <= 8 * 15
+    assert seg.buffered < 30 * FS
+    assert sum(isinstance(r, NonwearRecord) for r in records) == 5
