@@ -91,6 +91,26 @@ def test_sdk_acc_delta_type0() -> None:
     assert max(abs(v) for v in mg) <= 8 * 1000
 
 
+# AccDataTest.kt "measurementFrameAccType0Short": reference sample (-163, ...), a
+# complete block of 42 x 6-bit deltas, then a block announcing 20 x 12-bit deltas
+# (90 octets) with only 22 left: the SDK's parseDeltaFramesAll would throw too.
+_ACC_DELTA_T0_SHORT = bytes.fromhex(
+    "5D FF 98 00 FD 0F 06 2A F2 B0 13 EC A1 1B 3E C3 D0 40 7F CD 40 71 D8 F3 4D 00 46 3F 08 7B"
+    "9F D7 3A AF 38 52 A6 13 ED 3E 13 09 91 DC FA EE EF 3E 54 10 E2 8F 77 85 EE F2 4C 7E 04 87"
+    "9C FC D2 2F 10 FD 4F EF FE 21 FF C2 81 04 03 5F 13 45 D1 08 4A DF BF B5 51 44 7B 50 F7 39"
+    "A1 10 2E 6F 18 F7 9F 1C 36 4D 1B 0D 03 0C 14 06 D0 FE F7 AF FF FC BF FF F4 3F 01 17 F0 00"
+    "01 10 00 F8 DF FF 00"
+)
+
+
+def test_sdk_acc_delta_type0_short_frame() -> None:
+    header = b"\x02" + _TS_2E9 + b"\x80"
+    with pytest.raises(GattParseError, match="20 x 12-bit samples needs 90 octets, got 22"):
+        parse_pmd_frame(header + _ACC_DELTA_T0_SHORT)
+    complete = parse_pmd_frame(header + _ACC_DELTA_T0_SHORT[: 6 + 2 + 95])
+    assert complete.samples[0] == (-163, 152, 4093) and len(complete.samples) == 1 + 42
+
+
 def test_sdk_acc_delta_type1() -> None:
     # AccDataTest.kt "process acc compressed data type 1": 6-bit deltas (-5, -3, 0).
     frame = parse_pmd_frame(bytes.fromhex("02 6500000000000000 81 F1FF 1400 F003 06 01 7B0F08"))
