@@ -145,17 +145,14 @@ def bytes_per_day(minutes_each: float = 10.0) -> dict[str, float]:
         raw[regime] = sum(len(f) for f, _ in frames) * hours * 3600 / seconds
     reducer = AccEpochReducer()
     reducer.start("p01-h10", fs_hz=FS, factor=1.0)
-    epoch_bytes = 0.0
-    frames = _frames(_signal(3600, seed=2))  # one hour, any regime: records have fixed fields
-    for data, rx_ns in frames:
+    # one JSON line per record; mean sizes from an hour, times the records of a day
+    sizes: dict[object, list[int]] = {30: [], 60: [], "nonwear": []}
+    for data, rx_ns in _frames(_signal(3600, seed=2)):
         for rec in reducer.add_frame("p01-h10", parse_pmd_frame(data), rx_ns):
-            if isinstance(rec, EpochRecord):
-                epoch_bytes += len(rec.to_json()) + 1
-    nonwear_json = json.dumps(
-        {"sensor": "p01-h10", "start_ns": GATEWAY_T0, "block_s": 900, "nonwear": False},
-        separators=(",", ":"),
-    )
-    epochs_day = epoch_bytes * 24 + (len(nonwear_json) + 1) * 96
+            key = rec.epoch_s if isinstance(rec, EpochRecord) else "nonwear"
+            sizes[key].append(len(rec.to_json()) + 1)
+    per_day = {30: 2880, 60: 1440, "nonwear": 96}
+    epochs_day = sum(float(np.mean(sizes[k])) * n for k, n in per_day.items())
     raw_day = raw["still"] + raw["active"]
     samples_day = FS * 86400
     return {

@@ -77,8 +77,14 @@ class EpochRecord:
 
     def to_json(self) -> str:
         """Compact JSON, features rounded to what the measurements resolve."""
-        body = {"sensor": self.sensor, "start_ns": self.start_ns, "epoch_s": self.epoch_s}
-        body |= {k: round(v, 3) for k, v in self.features.items()}
+        body: dict[str, object] = {
+            "sensor": self.sensor,
+            "start_ns": self.start_ns,
+            "epoch_s": self.epoch_s,
+        }
+        for key, value in self.features.items():
+            value = round(value, 3)
+            body[key] = int(value) if value.is_integer() else value  # counts are whole
         return json.dumps(body, separators=(",", ":"))
 
 
@@ -91,6 +97,19 @@ class NonwearRecord:
     block_s: int
     nonwear: bool
     window_complete: bool  # False when the segment ended before the 60-min window did
+
+    def to_json(self) -> str:
+        """Compact JSON."""
+        return json.dumps(
+            {
+                "sensor": self.sensor,
+                "start_ns": self.start_ns,
+                "block_s": self.block_s,
+                "nonwear": self.nonwear,
+                "window_complete": self.window_complete,
+            },
+            separators=(",", ":"),
+        )
 
 
 Record = EpochRecord | NonwearRecord

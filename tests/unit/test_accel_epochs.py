@@ -162,3 +162,14 @@ def test_memory_is_bounded() -> None:
     assert seg is not None and len(seg.stats) <= 8 * 15
     assert seg.buffered < 30 * FS
     assert sum(isinstance(r, NonwearRecord) for r in records) == 5
+
+
+def test_records_as_json() -> None:
+    import json
+
+    rec = EpochRecord("p01-h10", 5, 30, 1500, {"enmo_mg": 12.34567, "counts_x": 140.0})
+    assert json.loads(rec.to_json()) == {
+        "sensor": "p01-h10", "start_ns": 5, "epoch_s": 30, "enmo_mg": 12.346, "counts_x": 140,
+    }  # fmt: skip
+    block = NonwearRecord("p01-h10", 5, 900, nonwear=True, window_complete=False)
+    assert json.loads(block.to_json())["nonwear"] is True
