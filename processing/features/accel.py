@@ -285,9 +285,12 @@ class CountsStream:
 # --- non-wear -------------------------------------------------------------------------
 
 #: Defaults of GGIR's implementation of the van Hees 2013 method
-#: (``detect_nonwear_clipping``: sdcriter 0.013 g, racriter 0.05 g,
-#: 900-s blocks in a 3600-s window, >= 2 axes). The 2011 paper used 3.0 mg
-#: and 30-min windows; pass ``sd_max_g=0.003`` for that reading.
+#: (``detect_nonwear_clipping(sdcriter = 0.013, racriter = 0.05,
+#: windowsizes = c(5, 900, 3600))``, >= 2 axes): chosen because GGIR is what
+#: studies run. The thresholds differ between sources: van Hees 2011 used
+#: SD < 3.0 mg in 30-min windows, and the weartime R package's
+#: ``wt_hees_2013`` uses 3.0 mg with the 60-min window; the 2013 paper's own
+#: text was not at hand to settle it. ``sd_max_g=0.003`` gives that reading.
 NONWEAR_SD_MAX_G = 0.013
 NONWEAR_RANGE_MAX_G = 0.050
 NONWEAR_BLOCK_S = 900
