@@ -387,3 +387,16 @@ def test_measurement_stopped_indication() -> None:
     assert parse_measurement_stopped(bytes.fromhex("01 01 02")) == (1, 2)
     assert parse_measurement_stopped(bytes.fromhex("01")) == ()
     assert parse_measurement_stopped(bytes.fromhex("F0 01 02 00")) is None
+
+
+def test_pmd_modules_import_only_the_standard_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, collector.pmd, wellsense_sim.pmd_frames;"
+        "bad = {'bleak', 'numpy', 'scipy', 'influxdb_client', 'paho'};"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
