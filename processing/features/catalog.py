@@ -25,6 +25,8 @@ class FeatureSpec:
 _W5 = "5-min window (configurable) or the whole series given"
 _DAY = "calendar day (local time)"
 _SPAN = "multi-day span (whole file, or a rolling span)"
+_EPOCH = "30-s or 60-s epoch of raw acceleration"
+_BROND = "Brønd et al. 2017, Med Sci Sports Exerc 49:2351"
 
 _TF96 = "Task Force ESC/NASPE 1996, Circulation 93:1043"
 _NK = "NeuroKit2: Makowski et al. 2021, Behav Res Methods 53:1689"
@@ -395,6 +397,61 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "-100 + 200 x share of valid minute pairs 24 h apart with the same sleep/wake state",
         "Phillips et al. 2017, Sci Rep 7:3216",
         module="sleep",
+    ),
+    # --- raw acceleration epochs, computed on the gateway (processing/features/accel.py)
+    FeatureSpec(
+        "enmo_mg",
+        "mg",
+        _EPOCH,
+        "1000 * mean over the epoch of max(0, sqrt(x^2 + y^2 + z^2) - 1), acceleration in g",
+        "van Hees et al. 2013, PLoS ONE 8:e61691",
+        module="accel",
+    ),
+    FeatureSpec(
+        "mad_mg",
+        "mg",
+        _EPOCH,
+        "1000 * mean over the epoch of |r_i - mean(r)|, r = vector magnitude in g",
+        "Vähä-Ypyä et al. 2015, Clin Physiol Funct Imaging 35:64",
+        module="accel",
+    ),
+    *(
+        FeatureSpec(
+            f"counts_{axis}",
+            "counts/epoch",
+            _EPOCH,
+            f"ActiGraph-compatible activity counts of the {axis} axis: resample to 30 Hz,"
+            " published band-pass, x17.127, trim to [4, 128], 10-Hz means, epoch sum;"
+            " equal to the agcounts package at 30-100 Hz",
+            _BROND,
+            module="accel",
+        )
+        for axis in ("x", "y", "z")
+    ),
+    FeatureSpec(
+        "counts_vm",
+        "counts/epoch",
+        _EPOCH,
+        "sqrt(counts_x^2 + counts_y^2 + counts_z^2) (ActiLife vector magnitude)",
+        _BROND,
+        module="accel",
+    ),
+    FeatureSpec(
+        "angle_z_deg",
+        "deg",
+        _EPOCH,
+        "mean of arctan(z / sqrt(x^2 + y^2)) * 180/pi on 5-s rolling medians of each axis",
+        "van Hees et al. 2015, PLoS ONE 10:e0142533",
+        module="accel",
+    ),
+    FeatureSpec(
+        "nonwear_acc",
+        "1",
+        "15-min block, judged on the centred 60-min window",
+        "1 when >= 2 axes have SD < 13 mg and range < 50 mg (GGIR defaults; the 2011"
+        " paper used SD < 3 mg)",
+        "van Hees et al. 2011, PLoS ONE 6:e22922; 2013, PLoS ONE 8:e61691",
+        module="accel",
     ),
     # --- baselines
     FeatureSpec(
