@@ -25,6 +25,8 @@ class FeatureSpec:
 _W5 = "5-min window (configurable) or the whole series given"
 _DAY = "calendar day (local time)"
 _SPAN = "multi-day span (whole file, or a rolling span)"
+_NIGHT = "night ending on the day (noon to noon, local)"
+_WEEK = "the 7 nights ending on days d-6 .. d"
 
 _TF96 = "Task Force ESC/NASPE 1996, Circulation 93:1043"
 _NK = "NeuroKit2: Makowski et al. 2021, Behav Res Methods 53:1689"
@@ -395,6 +397,159 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "-100 + 200 x share of valid minute pairs 24 h apart with the same sleep/wake state",
         "Phillips et al. 2017, Sci Rep 7:3216",
         module="sleep",
+    ),
+    # --- the service's daily sleep and rhythm (processing/dailysleep.py)
+    FeatureSpec(
+        "sleep_method",
+        "label",
+        _NIGHT,
+        "source of the night's sleep period: hdcza (z-angle), cole_kripke (counts) or hr_rest "
+        "(HR + steps heuristic, not validated against PSG); absent without a period",
+        "this project",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_onset_h",
+        "h from midnight",
+        _NIGHT,
+        "start of the night's sleep period, hours from local midnight of the day (-12..12; "
+        "23:30 = -0.5); hdcza: HDCZA window; cole_kripke: longest Cole-Kripke + Webster period "
+        "(wake gaps <= 30 min, >= 60 min); hr_rest: longest low-HR no-step run (3-12 h)",
+        "van Hees et al. 2018, Sci Rep 8:12975; Cole et al. 1992, Sleep 15:461; Webster et al. "
+        "1982, Sleep 5:389; this project (hr_rest)",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_offset_h",
+        "h from midnight",
+        _NIGHT,
+        "end of that period",
+        "as sleep_onset_h",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_midpoint_h",
+        "h from midnight",
+        _NIGHT,
+        "(sleep_onset_h + sleep_offset_h) / 2",
+        "Roenneberg et al. 2003, J Biol Rhythms 18:80",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_period_min",
+        "min",
+        _NIGHT,
+        "offset - onset (elapsed minutes)",
+        "as sleep_onset_h",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_tst_min",
+        "min",
+        _NIGHT,
+        "minutes asleep inside the period: sustained inactivity (angle change <= 5 deg for >= 5 "
+        "min), Cole-Kripke + Webster sleep, or hr_rest rest minutes",
+        "van Hees et al. 2015, PLoS ONE 10:e0142533; Cole et al. 1992",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_waso_min",
+        "min",
+        _NIGHT,
+        "minutes scored awake (not at rest) between the first and last asleep minute of the "
+        "period; minutes without data count as neither",
+        "Cole et al. 1992; van Hees et al. 2015",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "hr_dip_pct",
+        "%",
+        _NIGHT,
+        "100 (HR_day - HR_night) / HR_day on minute HR: night = the sleep period, day = the other "
+        "worn minutes from noon to noon (>= 60 min each); negative = reverse dipping",
+        "Ben-Dov et al. 2007, Arch Intern Med 167:2116",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_nights_7d",
+        "nights",
+        _WEEK,
+        "nights with a sleep period among the 7",
+        "this project",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_midpoint_sd_h",
+        "h",
+        _WEEK,
+        "sample SD (ddof=1) of sleep_midpoint_h over the nights with a period (>= 4)",
+        "this project; Phillips et al. 2017, Sci Rep 7:3216",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "social_jetlag_h",
+        "h",
+        _WEEK,
+        "|mean midpoint of nights before Sat/Sun mornings - mean midpoint before Mon-Fri "
+        "mornings| (local calendar; >= 1 night each)",
+        "Wittmann et al. 2006, Chronobiol Int 23:497",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sri_7d",
+        "-100..100",
+        "7 noon-to-noon days ending at noon of the day",
+        "SRI on minute states: 1 inside a sleep period, 0 with data outside, NaN without data; "
+        ">= 3 days of valid pairs",
+        "Phillips et al. 2017, Sci Rep 7:3216",
+        module="dailysleep",
+    ),
+    *(
+        FeatureSpec(
+            f"{src}_{key}_7d",
+            unit,
+            "local days d-6 .. d",
+            f"{key} of {src} per minute (circadian.{key}; missing minutes left out)",
+            ref,
+            module="dailysleep",
+        )
+        for src in ("steps", "counts")
+        for key, unit, ref in (
+            ("is", "1", "Witting et al. 1990, Biol Psychiatry 27:563"),
+            ("iv", "1", "Witting et al. 1990, Biol Psychiatry 27:563"),
+            ("ra", "1", "Van Someren et al. 1999, Chronobiol Int 16:505"),
+            ("l5", f"{src}/min", "Van Someren et al. 1999, Chronobiol Int 16:505"),
+            ("m10", f"{src}/min", "Van Someren et al. 1999, Chronobiol Int 16:505"),
+            ("l5_onset_h", "h", "Van Someren et al. 1999"),
+            ("m10_onset_h", "h", "Van Someren et al. 1999"),
+        )
+    ),
+    *(
+        FeatureSpec(
+            name,
+            unit,
+            _DAY,
+            f"{what} of the single-component 24-h cosinor y = M + b cos(2 pi t/24) + "
+            f"g sin(2 pi t/24) fitted by least squares to the day's minute {src} (>= 16 clock "
+            "hours with data)",
+            "Cornelissen 2014, Theor Biol Med Model 11:16",
+            module="dailysleep",
+        )
+        for src, pre, unit_y in (("HR", "hr", "bpm"), ("steps", "steps", "steps/min"))
+        for name, unit, what in (
+            (f"{pre}_mesor_{'bpm' if pre == 'hr' else 'per_min'}", unit_y, "mesor M"),
+            (f"{pre}_amplitude_{'bpm' if pre == 'hr' else 'per_min'}", unit_y, "sqrt(b^2 + g^2)"),
+            (f"{pre}_acrophase_h", "h", "clock hour of the peak, atan2(g, b) 24/(2 pi) mod 24"),
+        )
+    ),
+    FeatureSpec(
+        "steps_peak30_per_min",
+        "steps/min",
+        _DAY,
+        "mean of the 30 highest steps/min of the day's worn minutes with a step count (not "
+        "necessarily consecutive; >= 600 minutes)",
+        "Tudor-Locke et al. 2012, J Phys Act Health 9:1125",
+        module="dailysleep",
     ),
     # --- baselines
     FeatureSpec(
