@@ -12,7 +12,11 @@ regular grid of ``epoch_s`` seconds, NaN where not worn or missing.
   apart are merged; the longest is the sleep period time window (SPT).
   Published for 5-s epochs; on 30- or 60-s epochs the same minute-based
   windows hold 10 or 5 epochs, so d (and the threshold) are on a coarser
-  grid: the 15 x P10 rule is kept as published, not re-validated here.
+  grid: the 15 x P10 rule is kept as published, not re-validated here. On
+  60-s epochs 5-epoch running medians often repeat, P10 is then 0 and the
+  0.13-degree floor alone sets the threshold; minute-level angle noise above
+  about 0.1 degree at rest then splits the night (tests/unit/
+  test_features_rhythm.py uses 0.05). 30-s epochs are the better input.
 * **Sleep inside the window** (van Hees et al. 2015): an epoch is asleep if
   the angle changes by at most 5 degrees from epoch to epoch for at least
   5 minutes (sustained inactivity); TST = asleep epochs inside the SPT,
@@ -35,6 +39,7 @@ from ._types import NAN, FloatArray
 ROLL_MIN = 5.0
 THRESHOLD_FACTOR = 15.0
 THRESHOLD_PERCENTILE = 10.0
+THRESHOLD_FLOOR_DEG = 0.13
 MIN_BLOCK_MIN = 30.0
 MAX_GAP_MIN = 60.0
 INACTIVE_DEG = 5.0
@@ -76,7 +81,8 @@ def hdcza_period(angle_z_deg: FloatArray, epoch_s: float) -> tuple[int, int] | N
     ok = np.isfinite(m)
     if not ok.any():
         return None
-    threshold = THRESHOLD_FACTOR * float(np.percentile(m[ok], THRESHOLD_PERCENTILE))
+    p10 = float(np.percentile(m[ok], THRESHOLD_PERCENTILE))
+    threshold = max(THRESHOLD_FACTOR * p10, THRESHOLD_FLOOR_DEG)
     with np.errstate(invalid="ignore"):
         below = ok & (m < threshold)
     d = np.diff(np.concatenate(([0], below.astype(np.int8), [0])))
