@@ -9,7 +9,9 @@ steps are read as "no steps reported", not as missing data).
 1. h_t = centred running median of the minute HR over 31 min (NaN when
    fewer than half of its minutes have HR).
 2. rest threshold T = P10(h) + 0.5 x (P50(h) - P10(h)) over the stretch (bpm):
-   halfway between the night's low HR and the stretch's median.
+   halfway between the night's low HR and the stretch's median. The
+   percentiles need waking hours in the stretch: with fewer than 16 h of h_t
+   there is no period.
 3. A minute is *at rest* if h_t <= T and no step was reported in t-2 .. t+2.
 4. Rest minutes separated by at most 30 non-rest or missing minutes are
    merged; the longest merged run is the rest period if it lasts 3 to 12 h,
@@ -48,6 +50,7 @@ LOW_PERCENTILE = 10.0
 REST_FRACTION = 0.5
 STEP_GUARD_MIN = 2
 MERGE_GAP_MIN = 30
+MIN_COVERAGE_MIN = 16 * 60
 MIN_REST_MIN = 180
 MAX_REST_MIN = 720
 EDGE_MIN = 30
@@ -84,7 +87,7 @@ def rest_minutes(hr_bpm: FloatArray, steps: FloatArray) -> tuple[FloatArray, flo
     """Per minute 1.0 at rest, 0.0 not, NaN without smoothed HR; and the threshold T."""
     h = smoothed_hr(hr_bpm)
     ok = np.isfinite(h)
-    if ok.sum() < MIN_REST_MIN:
+    if ok.sum() < MIN_COVERAGE_MIN:
         return np.full(h.size, np.nan), NAN
     p10, p50 = np.percentile(h[ok], [LOW_PERCENTILE, 50.0])
     threshold = float(p10 + REST_FRACTION * (p50 - p10))
