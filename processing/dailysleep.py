@@ -8,7 +8,9 @@ Input (:class:`Minutes`): one value per elapsed UTC minute from ``start_ns``
 the 7 days d-6 .. d is complete) to the end of day d:
 
 * ``hr_bpm``: mean of the minute's valid HR samples (hr_bpm > 0), NaN none;
-* ``steps``: steps in the minute, NaN = no activity sample;
+* ``steps``: steps in the minute, NaN = no activity sample (a worn minute
+  without one counts as 0 steps when the series has step data at all:
+  :func:`with_zero_steps`);
 * optional accelerometer epochs reduced to minutes (``counts``: activity
   counts per minute, ``angle_z_deg``: mean z-angle of the minute), from the
   gateway's epoch reduction; absent (empty) for straps without one.
@@ -255,10 +257,24 @@ def day_fields(m: Minutes, day: dt.date, worn: np.ndarray | None = None) -> dict
     }
 
 
+def with_zero_steps(m: Minutes) -> Minutes:
+    """Worn minutes (with HR) without an activity sample count as 0 steps.
+
+    A strap sends steps only while its wearer moves (RSC), so a worn minute
+    without a sample took no steps. Only when the series has any step data
+    at all: a device without a step stream keeps NaN (no step features).
+    """
+    if m.steps.size != m.hr_bpm.size or not np.any(np.isfinite(m.steps)):
+        return m
+    steps = np.where(np.isnan(m.steps) & np.isfinite(m.hr_bpm), 0.0, m.steps)
+    return Minutes(m.start_ns, m.local_s, m.hr_bpm, steps, m.counts, m.angle_z_deg)
+
+
 def sleep_rhythm_fields(
     m: Minutes, day: dt.date
 ) -> tuple[dict[str, float | int | str], Night | None]:
     """Every field above, and the night ending on ``day`` (for the nocturnal HRV)."""
+    m = with_zero_steps(m)
     nights = {
         day - dt.timedelta(days=k): night_period(m, day - dt.timedelta(days=k))
         for k in range(RHYTHM_DAYS - 1, -1, -1)
@@ -268,7 +284,9 @@ def sleep_rhythm_fields(
     out.update(week_fields(m, day, nights))
     out.update(rhythm_fields(m, day))
     out.update(day_fields(m, day))
-    return out, nights[day]
+    # plain Python numbers: line protocol formats them (repr of np.float64 is not a number)
+    clean = {k: v if isinstance(v, str | int) else float(v) for k, v in out.items()}
+    return clean, nights[day]
 
 
 def epochs_to_minutes(

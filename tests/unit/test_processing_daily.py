@@ -231,3 +231,16 @@ def test_daily_fields_use_the_sleep_period_for_the_night_hrv() -> None:
     clock = daily_fields(inputs)
     assert "sleep_method" not in clock or clock.get("sleep_method") is None
     assert clock["hrv_night_windows"] == 1
+
+
+def test_sleep_fields_are_plain_python_numbers_for_line_protocol() -> None:
+    from processing.dailysleep import Minutes, sleep_rhythm_fields
+    from processing.schema import line
+    from tests.unit.synthetic_week import week
+
+    day = dt.date(2025, 11, 12)
+    w = week(day - dt.timedelta(days=6), 7, TZ)
+    out, _ = sleep_rhythm_fields(Minutes(int(w.t_ns[0]), w.local_s, w.hr_bpm, w.steps), day)
+    assert all(type(v) in (float, int, str) for v in out.values())
+    text = line("daily", {"participant": "p"}, out, 0)
+    assert text is not None and "np." not in text and "sleep_onset_h=-" in text
