@@ -16,11 +16,12 @@ Per participant and local day [start, end) (23, 24 or 25 hours):
   with a sample in >= 80 % of its minutes and HR SD <= 5 bpm. The night that ends on the
   morning of day d lies inside day d, so the unit stays self-contained.
 * ``ln_rmssd_night`` (ln ms): ``night_hrv.nocturnal_hrv`` over the day's
-  ``hrv_window`` points (windows whose start lies in the day; a window stored
-  both by the server and by a gateway counts once, the server's value): the
-  median of ln RMSSD over the usable windows lying wholly inside 00:00-06:00
-  local time of the night that ends on the morning of the day (the service
-  detects no sleep period, so the clock night is used). *Usable*: no quality
+  ``hrv_window`` points (windows starting from noon of the day before; a
+  window stored both by the server and by a gateway counts once, the
+  server's value): the median of ln RMSSD over the usable windows lying
+  wholly inside the sleep period of the night that ends on the morning of
+  the day, or inside 00:00-06:00 local time of that night when no period
+  was detected (see the sleep item below). *Usable*: no quality
   flag that leaves RMSSD undefined (``night_hrv.usable_quality``).
   ``hrv_night_windows`` (int) counts that night's windows with RR data and
   ``hrv_night_usable_fraction`` (0..1) the usable share, which the

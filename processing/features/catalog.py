@@ -631,6 +631,32 @@ _ARTEFACT_TABLE = _md_table(
 # Markdown printed under a module's table: measured facts a table row cannot hold.
 # Every number comes from a benchmark named in the text.
 MODULE_NOTES: dict[str, str] = {
+    "dailysleep": """
+Sleep scoring against its peer (`bench/sleep.py`, all 55 Depresjon files,
+1,571,706 minutes; per-file % of equal minutes and Cohen's kappa, median
+[minimum]). Literal loop-based transcriptions (`tests/unit/sleep_reference.py`)
+of the papers: Cole-Kripke, Webster rescoring and Sadeh 100 % [100 %], kappa
+1. pyActigraphy 1.2.2 does not install into this Python 3.11 environment (its
+dependency `accelerometer` pins scikit-learn 1.0.1, which has no 3.11 wheel and
+would replace the installed one), so its conventions were transcribed and the
+transcription checked once against pyActigraphy's own scoring functions run
+from its wheel (identical on every minute of the 55 files). Against
+pyActigraphy's conventions: Cole-Kripke (`settings="mean"`, minute sums / 30,
+P = 0.001) identical except its 4 unscored minutes at each end; Webster 99.96 %
+[99.90 %], kappa 0.9992 [0.998] (pyActigraphy leaves a sleep run shorter than 3
+or 4 minutes after 10 or 15 wake minutes alone); Sadeh 98.26 % [95.26 %], kappa
+0.958 [0.904] (it counts 50 < A < 100 in NAT, takes ln(A + 1) of the next
+minute and scores PS > 0). The service's default Cole-Kripke weights
+(404 ... 350, P = 1e-5) are not among pyActigraphy's four settings.
+
+HR + steps rest detector (`hr_rest`) on 24-h Holter RR records without steps
+(`bench/sleep.py`; no clock times or sleep labels in these files, so this is a
+plausibility check, not a validation): nsr2db: a period on 50 of 54 records,
+3.6-10.6 h (median 6.75 h), HR dip median 24.3 % (min 11.2 %), the record's
+lowest-HR 6 h inside it (>= half) on 98 %, WASO median 0 min (the 31-min
+running median hides short awakenings); chf2db (heart failure): 17 of 29,
+dip median 15.1 %, 82 %.
+""",
     "rr_clean": """
 Artefact classification against NeuroKit2 (`bench/artefacts.py`, all 92 records,
 in-range intervals; NeuroKit2 = `signal_fixpeaks(method="kubios", iterative=False)`).
