@@ -244,3 +244,31 @@ def test_sleep_fields_are_plain_python_numbers_for_line_protocol() -> None:
     assert all(type(v) in (float, int, str) for v in out.values())
     text = line("daily", {"participant": "p"}, out, 0)
     assert text is not None and "np." not in text and "sleep_onset_h=-" in text
+
+
+class _RRQuery:
+    """A stand-in for the InfluxDB query API that answers the RR series query only."""
+
+    def __init__(self, t_ns: np.ndarray, rr_ms: np.ndarray) -> None:
+        self.rows = [["t", "v"], *([str(t), str(v)] for t, v in zip(t_ns, rr_ms, strict=True))]
+
+    def query_csv(self, flux: str, org: str, dialect: object) -> list[list[str]]:
+        return self.rows if '"rr"' in flux else []
+
+
+@pytest.mark.parametrize(("hour", "days"), [(3, 1), (23, 2)])
+def test_a_window_after_noon_also_recomputes_the_next_day(hour: int, days: int) -> None:
+    from processing.featurejobs import FeatureJobs
+
+    date = dt.date(2025, 11, 12)
+    start, _ = _day(date)
+    w0 = start + hour * 3600 * NS
+    rr = np.full(300, 1000.0)
+    t = w0 + (np.arange(300, dtype=np.int64) + 1) * 1000 * 1_000_000
+    jobs = FeatureJobs(query_api=_RRQuery(t, rr), org="o", bucket="b", study="s",
+                       window_s=300, timezone=TZ)  # fmt: skip
+    result = jobs.compute(Unit("hrv", "p", w0, w0 + 300 * NS))
+    assert result.lines
+    assert [u.start_ns for u in result.followups] == [
+        _day(date + dt.timedelta(days=k))[0] for k in range(days)
+    ]
