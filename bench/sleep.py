@@ -8,12 +8,15 @@ Usage: ``.venv/bin/python bench/sleep.py [--json-only] [--files N]``
    loop-based transcriptions (``tests/unit/sleep_reference.py``) in two
    conventions: ``paper`` (the formulas as published) and ``pyactigraphy``
    (the choices pyActigraphy 1.2.2 makes where it differs). The peer is
-   pyActigraphy's algorithm: pyActigraphy itself does not install into this
-   Python 3.11 environment (its dependency ``accelerometer`` pins
-   scikit-learn 1.0.1, which has no wheel for 3.11 and would replace the
-   installed scikit-learn), so its conventions were transcribed, and the
-   transcription was checked once against pyActigraphy's own scoring
-   functions run from its wheel (report in docs/features.md).
+   pyActigraphy's algorithm; pyActigraphy itself is not installed (its
+   dependency ``accelerometer`` pins scikit-learn 1.0.1: no Python 3.11
+   wheel, a source build that would replace the installed scikit-learn), so
+   its conventions were transcribed and the transcription checked once
+   against pyActigraphy's own scoring functions loaded from its wheel
+   (docs/features.md): ``--pyactigraphy-src DIR`` (an unpacked
+   pyActigraphy wheel, e.g. from ``pip download --no-deps pyactigraphy``)
+   repeats that check, running its ``_cole_kripke``, ``_sadeh`` and
+   ``rescore`` with numba replaced by a no-op decorator.
    Reported per algorithm: % of equal minutes and Cohen's kappa, median and
    minimum over files, and the pooled count of minutes.
 2. **HR rest detector on 24-h Holter RR records** (nsr2db, chf2db): minute HR
@@ -26,12 +29,16 @@ Usage: ``.venv/bin/python bench/sleep.py [--json-only] [--files N]``
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -154,17 +161,70 @@ def rest_on_rr(root: Path, sets: tuple[str, ...]) -> dict[str, dict[str, float]]
     return out
 
 
+def load_pyactigraphy(src: Path) -> dict[str, Any]:
+    """pyActigraphy's scoring functions from an unpacked wheel, without its dependencies."""
+    numba = types.ModuleType("numba")
+    numba.jit = lambda *a, **k: lambda f: f  # type: ignore[attr-defined]
+    numba.prange = range  # type: ignore[attr-defined]
+    sys.modules.setdefault("numba", numba)
+    base = src / "pyActigraphy" / "sleep"
+    utils: dict[str, Any] = {}
+    exec(compile((base / "scoring" / "utils.py").read_text(), "pyact_utils", "exec"), utils)
+    tree = ast.parse((base / "scoring_base.py").read_text())
+    wanted = {"_window_convolution", "_cole_kripke", "_sadeh"}
+    body: list[ast.stmt] = [
+        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in wanted
+    ]
+    funcs: dict[str, Any] = {"np": np, "pd": pd}
+    exec(compile(ast.Module(body=body, type_ignores=[]), "pyact_base", "exec"), funcs)
+    return {"cole_kripke": funcs["_cole_kripke"], "sadeh": funcs["_sadeh"],
+            "rescore": utils["rescore"]}  # fmt: skip
+
+
+def against_pyactigraphy(root: Path, src: Path, max_files: int | None) -> dict[str, float]:
+    """Transcription (pyactigraphy convention) vs pyActigraphy's own code, minute by minute."""
+    py = load_pyactigraphy(src)
+    window = np.array([*sleep.CK_MEAN_WEIGHTS, 0, 0])
+    differ = {"cole_kripke": 0, "webster": 0, "sadeh": 0}
+    minutes = 0
+    for path in sorted((root / "depresjon").glob("*/*.csv.gz"))[:max_files]:
+        c = np.nan_to_num(np.asarray(read_activity(path).activity, dtype=np.float64))
+        series = pd.Series(c, index=pd.date_range("2000-01-01", periods=c.size, freq="60s"))
+        ck = py["cole_kripke"](series / 30, sleep.CK_MEAN_SCALE, window, 1.0)
+        ck = ck.to_numpy(dtype=np.float64)
+        ours_ck = ref.cole_kripke(
+            c / 30.0, sleep.CK_MEAN_WEIGHTS, sleep.CK_MEAN_SCALE, convention="pyactigraphy"
+        )
+        web = ck * py["rescore"](ck.astype(int), sleep_score=1)
+        sd = py["sadeh"](series, sleep.SADEH_OFFSET, np.array(sleep.SADEH_WEIGHTS), 0.0)
+        differ["cole_kripke"] += int(np.sum(ours_ck != ck))
+        differ["webster"] += int(np.sum(ref.webster(ck, convention="pyactigraphy") != web))
+        differ["sadeh"] += int(np.sum(ref.sadeh(c, convention="pyactigraphy") != sd.to_numpy()))
+        minutes += c.size
+    return {"minutes": minutes, **{f"{k}_minutes_differing": v for k, v in differ.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json-only", action="store_true")
     ap.add_argument("--files", type=int, default=None, help="only the first N Depresjon files")
+    ap.add_argument(
+        "--pyactigraphy-src",
+        type=Path,
+        default=None,
+        help="unpacked pyActigraphy wheel: check the transcription against it",
+    )
     args = ap.parse_args()
     root = data_root()
-    result = {
+    result: dict[str, Any] = {
         "peer": "pyActigraphy 1.2.2 conventions (transcribed) and the published formulas",
         "scoring_agreement_depresjon": scoring_agreement(root, args.files),
         "hr_rest_detector_rr": rest_on_rr(root, ("nsr2db", "chf2db")),
     }
+    if args.pyactigraphy_src is not None:
+        result["transcription_vs_pyactigraphy_code"] = against_pyactigraphy(
+            root, args.pyactigraphy_src, args.files
+        )
     print(json.dumps(result, indent=2))
     if not args.json_only:
         for name, row in result["scoring_agreement_depresjon"].items():

@@ -636,11 +636,13 @@ Sleep scoring against its peer (`bench/sleep.py`, all 55 Depresjon files,
 1,571,706 minutes; per-file % of equal minutes and Cohen's kappa, median
 [minimum]). Literal loop-based transcriptions (`tests/unit/sleep_reference.py`)
 of the papers: Cole-Kripke, Webster rescoring and Sadeh 100 % [100 %], kappa
-1. pyActigraphy 1.2.2 does not install into this Python 3.11 environment (its
-dependency `accelerometer` pins scikit-learn 1.0.1, which has no 3.11 wheel and
-would replace the installed one), so its conventions were transcribed and the
-transcription checked once against pyActigraphy's own scoring functions run
-from its wheel (identical on every minute of the 55 files). Against
+1. pyActigraphy 1.2.2 was not installed into the project environment: its
+dependency `accelerometer` pins scikit-learn 1.0.1, for which pip found no
+Python 3.11 wheel and started a source build that would replace the installed
+scikit-learn. So its conventions were transcribed, and the transcription was
+checked against pyActigraphy's own scoring functions loaded from its wheel
+(numba stubbed; `bench/sleep.py --pyactigraphy-src DIR`): identical on every
+minute of the 55 files. Against
 pyActigraphy's conventions: Cole-Kripke (`settings="mean"`, minute sums / 30,
 P = 0.001) identical except its 4 unscored minutes at each end; Webster 99.96 %
 [99.90 %], kappa 0.9992 [0.998] (pyActigraphy leaves a sleep run shorter than 3

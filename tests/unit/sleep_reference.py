@@ -20,7 +20,11 @@ import numpy as np
 
 
 def cole_kripke(
-    counts: Sequence[float], weights: Sequence[float], scale: float, *, convention: str
+    counts: Sequence[float] | np.ndarray,
+    weights: Sequence[float] | np.ndarray,
+    scale: float,
+    *,
+    convention: str,
 ) -> np.ndarray:
     """1 asleep / 0 wake; pyActigraphy's centred 9-minute window leaves 4 minutes
     at each end unscored (scored wake); the paper convention pads with zeros."""
@@ -39,7 +43,7 @@ def cole_kripke(
     return out
 
 
-def webster(state: Sequence[float], *, convention: str) -> np.ndarray:
+def webster(state: Sequence[float] | np.ndarray, *, convention: str) -> np.ndarray:
     """Webster's five rules on the original scoring; in the pyActigraphy
     convention rules (b)/(c) touch only sleep runs of at least 3/4 minutes."""
     s = [int(x) for x in state]
@@ -70,7 +74,7 @@ def webster(state: Sequence[float], *, convention: str) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
-def sadeh(counts: Sequence[float], *, convention: str) -> np.ndarray:
+def sadeh(counts: Sequence[float] | np.ndarray, *, convention: str) -> np.ndarray:
     """PS = 7.601 - 0.065 MEAN - 1.08 NAT - 0.056 SD - 0.703 LG.
 
     paper: windows cut at the series ends, NAT 50 <= A < 100, LG of minute
