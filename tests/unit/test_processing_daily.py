@@ -272,3 +272,28 @@ def test_a_window_after_noon_also_recomputes_the_next_day(hour: int, days: int) 
     assert [u.start_ns for u in result.followups] == [
         _day(date + dt.timedelta(days=k))[0] for k in range(days)
     ]
+
+
+def test_accelerometer_epochs_slot_in_as_minutes_and_hdcza_takes_over() -> None:
+    from processing.dailysleep import Minutes, epochs_to_minutes, sleep_rhythm_fields
+    from tests.unit.synthetic_week import week
+
+    day = dt.date(2025, 11, 12)  # asleep 23:00 .. 07:00
+    w = week(day - dt.timedelta(days=6), 7, TZ)
+    start = int(w.t_ns[0])
+    # 30-s epochs: counts add up per minute, the z-angle is averaged
+    t30 = np.repeat(w.t_ns, 2) + np.tile([0, 30 * NS], w.t_ns.size)
+    counts = epochs_to_minutes(start, w.t_ns.size, t30, np.ones(t30.size), how="sum")
+    assert np.all(counts == 2.0)
+    rng = np.random.default_rng(9)
+    asleep = w.hr_bpm < 60
+    angle = np.where(asleep, -20.0, 80 * np.sin(np.cumsum(rng.normal(0, 0.3, w.t_ns.size))))
+    angle30 = np.repeat(angle, 2) + np.tile([-0.01, 0.01], w.t_ns.size)
+    angle_min = epochs_to_minutes(start, w.t_ns.size, t30, angle30, how="mean")
+    assert np.allclose(angle_min, angle)
+    m = Minutes(start, w.local_s, w.hr_bpm, w.steps, angle_z_deg=angle_min)
+    out, _ = sleep_rhythm_fields(m, day)
+    assert out["sleep_method"] == "hdcza"
+    assert out["sleep_onset_h"] == pytest.approx(-1.0, abs=0.25)
+    assert out["sleep_offset_h"] == pytest.approx(7.0, abs=0.25)
+    assert out["sleep_tst_min"] == pytest.approx(480, abs=20)
