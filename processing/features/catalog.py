@@ -27,6 +27,8 @@ _DAY = "calendar day (local time)"
 _SPAN = "multi-day span (whole file, or a rolling span)"
 _EPOCH = "30-s or 60-s epoch of raw acceleration"
 _BROND = "Brønd et al. 2017, Med Sci Sports Exerc 49:2351"
+_NIGHT = "night ending on the day (noon to noon, local)"
+_WEEK = "the 7 nights ending on days d-6 .. d"
 
 _TF96 = "Task Force ESC/NASPE 1996, Circulation 93:1043"
 _NK = "NeuroKit2: Makowski et al. 2021, Behav Res Methods 53:1689"
@@ -453,6 +455,159 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "van Hees et al. 2011, PLoS ONE 6:e22922; 2013, PLoS ONE 8:e61691",
         module="accel",
     ),
+    # --- the service's daily sleep and rhythm (processing/dailysleep.py)
+    FeatureSpec(
+        "sleep_method",
+        "label",
+        _NIGHT,
+        "source of the night's sleep period: hdcza (z-angle), cole_kripke (counts) or hr_rest "
+        "(HR + steps heuristic, not validated against PSG); absent without a period",
+        "this project",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_onset_h",
+        "h from midnight",
+        _NIGHT,
+        "start of the night's sleep period, hours from local midnight of the day (-12..12; "
+        "23:30 = -0.5); hdcza: HDCZA window; cole_kripke: longest Cole-Kripke + Webster period "
+        "(wake gaps <= 30 min, >= 60 min); hr_rest: longest low-HR no-step run (3-12 h)",
+        "van Hees et al. 2018, Sci Rep 8:12975; Cole et al. 1992, Sleep 15:461; Webster et al. "
+        "1982, Sleep 5:389; this project (hr_rest)",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_offset_h",
+        "h from midnight",
+        _NIGHT,
+        "end of that period",
+        "as sleep_onset_h",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_midpoint_h",
+        "h from midnight",
+        _NIGHT,
+        "(sleep_onset_h + sleep_offset_h) / 2",
+        "Roenneberg et al. 2003, J Biol Rhythms 18:80",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_period_min",
+        "min",
+        _NIGHT,
+        "offset - onset (elapsed minutes)",
+        "as sleep_onset_h",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_tst_min",
+        "min",
+        _NIGHT,
+        "minutes asleep inside the period: sustained inactivity (angle change <= 5 deg for >= 5 "
+        "min), Cole-Kripke + Webster sleep, or hr_rest rest minutes",
+        "van Hees et al. 2015, PLoS ONE 10:e0142533; Cole et al. 1992",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_waso_min",
+        "min",
+        _NIGHT,
+        "minutes scored awake (not at rest) between the first and last asleep minute of the "
+        "period; minutes without data count as neither",
+        "Cole et al. 1992; van Hees et al. 2015",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "hr_dip_pct",
+        "%",
+        _NIGHT,
+        "100 (HR_day - HR_night) / HR_day on minute HR: night = the sleep period, day = the other "
+        "worn minutes from noon to noon (>= 60 min each); negative = reverse dipping",
+        "Ben-Dov et al. 2007, Arch Intern Med 167:2116",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_nights_7d",
+        "nights",
+        _WEEK,
+        "nights with a sleep period among the 7",
+        "this project",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sleep_midpoint_sd_h",
+        "h",
+        _WEEK,
+        "sample SD (ddof=1) of sleep_midpoint_h over the nights with a period (>= 4)",
+        "this project; Phillips et al. 2017, Sci Rep 7:3216",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "social_jetlag_h",
+        "h",
+        _WEEK,
+        "|mean midpoint of nights before Sat/Sun mornings - mean midpoint before Mon-Fri "
+        "mornings| (local calendar; >= 1 night each)",
+        "Wittmann et al. 2006, Chronobiol Int 23:497",
+        module="dailysleep",
+    ),
+    FeatureSpec(
+        "sri_7d",
+        "-100..100",
+        "7 noon-to-noon days ending at noon of the day",
+        "SRI on minute states: 1 inside a sleep period, 0 with data outside, NaN without data; "
+        ">= 3 days of valid pairs",
+        "Phillips et al. 2017, Sci Rep 7:3216",
+        module="dailysleep",
+    ),
+    *(
+        FeatureSpec(
+            f"{src}_{key}_7d",
+            unit,
+            "local days d-6 .. d",
+            f"{key} of {src} per minute (circadian.{key}; missing minutes left out)",
+            ref,
+            module="dailysleep",
+        )
+        for src in ("steps", "counts")
+        for key, unit, ref in (
+            ("is", "1", "Witting et al. 1990, Biol Psychiatry 27:563"),
+            ("iv", "1", "Witting et al. 1990, Biol Psychiatry 27:563"),
+            ("ra", "1", "Van Someren et al. 1999, Chronobiol Int 16:505"),
+            ("l5", f"{src}/min", "Van Someren et al. 1999, Chronobiol Int 16:505"),
+            ("m10", f"{src}/min", "Van Someren et al. 1999, Chronobiol Int 16:505"),
+            ("l5_onset_h", "h", "Van Someren et al. 1999"),
+            ("m10_onset_h", "h", "Van Someren et al. 1999"),
+        )
+    ),
+    *(
+        FeatureSpec(
+            name,
+            unit,
+            _DAY,
+            f"{what} of the single-component 24-h cosinor y = M + b cos(2 pi t/24) + "
+            f"g sin(2 pi t/24) fitted by least squares to the day's minute {src} (>= 16 clock "
+            "hours with data)",
+            "Cornelissen 2014, Theor Biol Med Model 11:16",
+            module="dailysleep",
+        )
+        for src, pre, unit_y in (("HR", "hr", "bpm"), ("steps", "steps", "steps/min"))
+        for name, unit, what in (
+            (f"{pre}_mesor_{'bpm' if pre == 'hr' else 'per_min'}", unit_y, "mesor M"),
+            (f"{pre}_amplitude_{'bpm' if pre == 'hr' else 'per_min'}", unit_y, "sqrt(b^2 + g^2)"),
+            (f"{pre}_acrophase_h", "h", "clock hour of the peak, atan2(g, b) 24/(2 pi) mod 24"),
+        )
+    ),
+    FeatureSpec(
+        "steps_peak30_per_min",
+        "steps/min",
+        _DAY,
+        "mean of the 30 highest steps/min of the day's worn minutes with a step count (not "
+        "necessarily consecutive; >= 600 minutes)",
+        "Tudor-Locke et al. 2012, J Phys Act Health 9:1125",
+        module="dailysleep",
+    ),
     # --- baselines
     FeatureSpec(
         "z",
@@ -533,6 +688,34 @@ _ARTEFACT_TABLE = _md_table(
 # Markdown printed under a module's table: measured facts a table row cannot hold.
 # Every number comes from a benchmark named in the text.
 MODULE_NOTES: dict[str, str] = {
+    "dailysleep": """
+Sleep scoring against its peer (`bench/sleep.py`, all 55 Depresjon files,
+1,571,706 minutes; per-file % of equal minutes and Cohen's kappa, median
+[minimum]). Literal loop-based transcriptions (`tests/unit/sleep_reference.py`)
+of the papers: Cole-Kripke, Webster rescoring and Sadeh 100 % [100 %], kappa
+1. pyActigraphy 1.2.2 was not installed into the project environment: its
+dependency `accelerometer` pins scikit-learn 1.0.1, for which pip found no
+Python 3.11 wheel and started a source build that would replace the installed
+scikit-learn. So its conventions were transcribed, and the transcription was
+checked against pyActigraphy's own scoring functions loaded from its wheel
+(numba stubbed; `bench/sleep.py --pyactigraphy-src DIR`): identical on every
+minute of the 55 files. Against
+pyActigraphy's conventions: Cole-Kripke (`settings="mean"`, minute sums / 30,
+P = 0.001) identical except its 4 unscored minutes at each end; Webster 99.96 %
+[99.90 %], kappa 0.9992 [0.998] (pyActigraphy leaves a sleep run shorter than 3
+or 4 minutes after 10 or 15 wake minutes alone); Sadeh 98.26 % [95.26 %], kappa
+0.958 [0.904] (it counts 50 < A < 100 in NAT, takes ln(A + 1) of the next
+minute and scores PS > 0). The service's default Cole-Kripke weights
+(404 ... 350, P = 1e-5) are not among pyActigraphy's four settings.
+
+HR + steps rest detector (`hr_rest`) on 24-h Holter RR records without steps
+(`bench/sleep.py`; no clock times or sleep labels in these files, so this is a
+plausibility check, not a validation): nsr2db: a period on 50 of 54 records,
+3.6-10.6 h (median 6.75 h), HR dip median 24.3 % (min 11.2 %), the record's
+lowest-HR 6 h inside it (>= half) on 98 %, WASO median 0 min (the 31-min
+running median hides short awakenings); chf2db (heart failure): 17 of 29,
+dip median 15.1 %, 82 %.
+""",
     "rr_clean": """
 Artefact classification against NeuroKit2 (`bench/artefacts.py`, all 92 records,
 in-range intervals; NeuroKit2 = `signal_fixpeaks(method="kubios", iterative=False)`).

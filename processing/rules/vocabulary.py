@@ -83,6 +83,17 @@ _NAME_RANGE: Final[dict[str, tuple[float, float]]] = {
     "dfa_alpha1": (-INF, INF),
     "sleep_in_bed_min": (0.0, 1440.0),
     "sleep_asleep_min": (0.0, 1440.0),
+    "sleep_onset_h": (-12.0, 12.0),
+    "sleep_offset_h": (-12.0, 12.0),
+    "sleep_midpoint_h": (-12.0, 12.0),
+    "hr_dip_pct": (-100.0, 100.0),
+    "sleep_nights_7d": (0.0, 7.0),
+    "social_jetlag_h": (0.0, 12.0),
+    **{
+        f"{s}_{k}_7d": r
+        for s in ("steps", "counts")
+        for k, r in (("is", (0.0, 1.0)), ("iv", (0.0, 2.0)), ("ra", (0.0, 1.0)))
+    },
 }
 
 #: Daily variables the engine derives (the InfluxDB runner computes them from stored points).

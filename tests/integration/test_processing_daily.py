@@ -196,3 +196,71 @@ def test_daily_units_store_features_and_baselines_that_fire_the_rules(
     }
     assert {"baseline-resting-hr-high", "baseline-rmssd-low"} <= fired
     assert "baseline-activity-low" not in fired  # 3 low days, the rule wants 5
+
+
+SLEEP_P = "p-sleep"
+
+
+def test_a_strap_week_stores_sleep_and_rhythm_fields(pipeline: Pipeline) -> None:
+    """Eight days of one-per-minute HR and steps (tests/unit/synthetic_week.py) through
+    InfluxDB: the service's daily job reads the minute series back over 7 days and
+    stores the rest-detector night, weekly timing and rhythm fields."""
+    from tests.unit.synthetic_week import WALK_STEPS, week
+
+    p = pipeline
+    first, days = dt.date(2025, 11, 10), 8  # Monday .. Monday
+    w = week(first, days, TZ, seed=7)
+    raw = {"study": p.study, "participant": SLEEP_P, "device": "strap-1"}
+    lines: list[str | None] = []
+    for t, bpm, steps in zip(w.t_ns.tolist(), w.hr_bpm.tolist(), w.steps.tolist(), strict=True):
+        lines.append(_hr(raw, round(bpm), t))
+        if steps > 0:
+            lines.append(schema.line("activity", raw, {"steps": int(steps), "seq": 1}, t))
+    # nocturnal HRV: a window at 23:30 (inside the sleep period, outside 00-06) and at 03:00
+    last = first + dt.timedelta(days=days - 1)  # a Monday: asleep 23:00 .. 07:00
+    win = {"study": p.study, "participant": SLEEP_P, "window": "300s"}
+    for offset_s, rmssd in ((-1800, 30.0), (3 * 3600, 50.0)):
+        fields = {"rmssd_ms": rmssd, "quality": "", "n_beats": 300}
+        lines.append(schema.line("hrv_window", win, fields, _start(last) + offset_s * NS))
+    writer = InfluxWriter(url=p.influx.url, org=p.influx.org, bucket=p.bucket, token=p.influx.token)
+    try:
+        writer.write([x for x in lines if x])
+    finally:
+        writer.close()
+    config = pconfig.load(p.write_config(features={"timezone": TZ}))
+    worker = Service(config)
+    units = []
+    for k in range(days):
+        start, end = DayCalendar(TZ).day_of(_start(first + dt.timedelta(days=k)))
+        units.append(Unit("daily", SLEEP_P, start, end))
+    try:
+        worker._run_features(units, 300.0)
+    finally:
+        if worker._influx_client is not None:
+            worker._influx_client.close()
+        worker.writer.close()
+    rows = p.flux(
+        f'|> filter(fn: (r) => r._measurement == "daily" and r.participant == "{SLEEP_P}")'
+    )
+    stored: dict[dt.date, dict[str, object]] = {}
+    for r in rows:
+        stored.setdefault(r["_time"].astimezone(ZoneInfo(TZ)).date(), {})[r["_field"]] = r["_value"]
+    for k in range(days):  # the data start at noon before the first night
+        day = first + dt.timedelta(days=k)
+        point = stored[day]
+        on_h, off_h = w.sleep[day]
+        assert point["sleep_method"] == "hr_rest"
+        assert point["sleep_onset_h"] == pytest.approx(on_h, abs=0.3)
+        assert point["sleep_offset_h"] == pytest.approx(off_h, abs=0.3)
+        assert 20 < float(point["hr_dip_pct"]) < 35  # type: ignore[arg-type]
+        assert point["steps_peak30_per_min"] == WALK_STEPS
+        assert point["sleep_nights_7d"] == min(k + 1, 7)
+    week_end = stored[last]
+    assert week_end["social_jetlag_h"] == pytest.approx(1.75, abs=0.2)
+    assert week_end["sri_7d"] == pytest.approx(-100 + 200 * (1 - 2 * 210 / (6 * 1440)), abs=3)
+    assert 0.3 < float(week_end["steps_is_7d"]) <= 1.0  # type: ignore[arg-type]
+    assert week_end["hr_mesor_bpm"] == pytest.approx(66, abs=3)
+    # the night's HRV comes from the sleep period: the 23:30 window counts
+    assert week_end["hrv_night_windows"] == 2
+    assert week_end["ln_rmssd_night"] == pytest.approx(float(np.median(np.log([30.0, 50.0]))))
+    assert "counts_is_7d" not in week_end  # no accelerometer: absent, not zero
