@@ -1,6 +1,7 @@
 """Benchmark: WellSense activity features on Depresjon (23 depressed patients, 32 controls).
 
-Usage: ``.venv/bin/python bench/depresjon.py [--permutations N] [--json-only]``
+Usage: ``.venv/bin/python bench/depresjon.py [--permutations N] [--day-permutations N]
+[--json-only]`` (about 5 min).
 
 Data window. ``scores.csv`` has a ``days`` column, described by the dataset's
 authors as "days (number of days of measurements)" (Depresjon dataset
@@ -8,8 +9,9 @@ description, Garcia-Ceja et al. 2018); the files run longer (controls' files
 more so: control_6 lists 13 days in 37 calendar dates). The description does
 not say which days; we take the first ``days`` complete calendar days
 (midnight to midnight) after the recording starts: every file starts in the
-middle of a day, so its first calendar date is partial and left out. The sum of
-``days`` is 693, the paper's "693 days". Whole files are a sensitivity analysis.
+middle of a day, so its first calendar date is partial and left out. The
+``days`` sum to 693 (the paper's "693 days" per the data folder's SOURCE.md;
+the paper's text was not read here). Whole files are a sensitivity analysis.
 
 Features are WellSense's own (``processing.features.pipeline.activity_report``
 on the window). Two non-wear policies, both reported (declared, not chosen):
