@@ -189,19 +189,27 @@ class Subject:
     days: list[dict[str, Any]]  # per calendar day of the window
 
 
+def load_subject(
+    root: Path, name: str, days_listed: int, *, remove_nonwear: bool, whole_file: bool = False
+) -> Subject:
+    """One subject's report on its window (``whole_file``: the entire recording)."""
+    group = name.split("_")[0]
+    rec = read_activity(root / group / f"{name}.csv.gz")
+    minute, counts = rec.minute, rec.activity
+    if not whole_file:
+        minute, counts = first_complete_days(minute, counts, days_listed)
+    rep = activity_report(minute, counts, remove_nonwear=remove_nonwear)
+    label = int(group == "condition")
+    return Subject(name, label, days_listed, rep["summary"], rep["days"])
+
+
 def load_subjects(root: Path, *, remove_nonwear: bool, whole_file: bool = False) -> list[Subject]:
     listed = read_days(root / "scores.csv")
-    out = []
-    for group, label, n in (("condition", 1, 23), ("control", 0, 32)):
-        for k in range(1, n + 1):
-            name = f"{group}_{k}"
-            rec = read_activity(root / group / f"{name}.csv.gz")
-            minute, counts = rec.minute, rec.activity
-            if not whole_file:
-                minute, counts = first_complete_days(minute, counts, listed[name])
-            rep = activity_report(minute, counts, remove_nonwear=remove_nonwear)
-            out.append(Subject(name, label, listed[name], rep["summary"], rep["days"]))
-    return out
+    names = [f"condition_{k}" for k in range(1, 24)] + [f"control_{k}" for k in range(1, 33)]
+    return [
+        load_subject(root, n, listed[n], remove_nonwear=remove_nonwear, whole_file=whole_file)
+        for n in names
+    ]
 
 
 def subject_matrix(subjects: Sequence[Subject], feats: Sequence[str]) -> np.ndarray:

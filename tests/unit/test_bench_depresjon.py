@@ -12,7 +12,6 @@ import pytest
 from scipy.optimize import minimize
 
 from processing.features.io import read_activity
-from processing.features.pipeline import activity_report
 from tests.unit.features_data import require
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "depresjon.py"
@@ -142,10 +141,23 @@ def test_the_window_is_the_first_days_complete_days_of_scores_csv() -> None:
     for name in ("condition_1", "control_6", "control_1"):  # control_1 spans a DST change
         group = name.split("_")[0]
         rec = read_activity(root / group / f"{name}.csv.gz")
-        minute, counts = dep.first_complete_days(rec.minute, rec.activity, listed[name])
+        minute, _ = dep.first_complete_days(rec.minute, rec.activity, listed[name])
         first_date = rec.minute.min().astype("datetime64[D]")
         assert minute.min() == (first_date + np.timedelta64(1, "D")).astype("datetime64[m]")
-        days = activity_report(minute, counts)["days"]
-        assert len(days) == listed[name]
-        assert np.unique(rec.minute.astype("datetime64[D]")).size > listed[name]
-        assert all(d["observed_min"] in (1380, 1440) for d in days)  # complete (DST: 23 h)
+        assert np.unique(rec.minute.astype("datetime64[D]")).size > listed[name]  # file longer
+        for remove in (True, False):
+            subject = dep.load_subject(root, name, listed[name], remove_nonwear=remove)
+            assert subject.label == int(group == "condition")
+            assert len(subject.days) == listed[name]
+            assert all(d["observed_min"] in (1380, 1440) for d in subject.days)  # DST: 23 h
+        whole = dep.load_subject(root, name, listed[name], remove_nonwear=True, whole_file=True)
+        assert len(whole.days) > listed[name]
+
+
+def test_without_nonwear_removal_no_minute_is_nonwear() -> None:
+    root = require("depresjon")
+    listed = dep.read_days(root / "scores.csv")
+    kept = dep.load_subject(root, "control_6", 37, remove_nonwear=False, whole_file=True)
+    removed = dep.load_subject(root, "control_6", 37, remove_nonwear=True, whole_file=True)
+    assert kept.summary["nonwear_min"] == 0 < removed.summary["nonwear_min"]
+    assert listed["control_6"] == 13
