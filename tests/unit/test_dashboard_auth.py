@@ -175,8 +175,11 @@ def test_a_one_time_password_must_be_changed_first(app: Any) -> None:
     assert r.headers["location"] == "/password"
     assert client.get("/", follow_redirects=False).headers["location"] == "/password"
     token = csrf_of(client.get("/password").text)
-    r = client.post("/password", data={"csrf": token, "current": "one-time-pass-123",
-                                       "new": "my own long password"}, follow_redirects=False)  # fmt: skip
+    r = client.post(
+        "/password",
+        data={"csrf": token, "current": "one-time-pass-123", "new": "my own long password"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     assert client.get("/").status_code == 200
     assert box.verify("newbie", "one-time-pass-123") is None

@@ -43,8 +43,13 @@ class Clock:
         return self.now
 
 
-def event(rule: str = "adherence-no-data", state: str = "firing", ts: int = T0, p: str = "p-1",
-          notify: tuple[str, ...] = ("study-team",)) -> dict[str, Any]:  # fmt: skip
+def event(
+    rule: str = "adherence-no-data",
+    state: str = "firing",
+    ts: int = T0,
+    p: str = "p-1",
+    notify: tuple[str, ...] = ("study-team",),
+) -> dict[str, Any]:
     return {
         "schema": "wellsense.alert.v1",
         "study": "s1",
@@ -78,10 +83,15 @@ def urls_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 
 def test_config_reads_urls_from_a_private_file(tmp_path: Path) -> None:
     f = urls_file(tmp_path, "# the team\njson://127.0.0.1:9/hook\nntfy://localhost/wellsense\n")
-    cfg = settings.parse(section(tmp_path, {
-        "state_dir": str(tmp_path / "q"),
-        "recipients": {"study-team": {"urls_file": str(f), "digest": "08:00"}},
-    }))  # fmt: skip
+    cfg = settings.parse(
+        section(
+            tmp_path,
+            {
+                "state_dir": str(tmp_path / "q"),
+                "recipients": {"study-team": {"urls_file": str(f), "digest": "08:00"}},
+            },
+        )
+    )
     assert cfg is not None
     team = cfg.recipients["study-team"]
     assert team.urls == ("json://127.0.0.1:9/hook", "ntfy://localhost/wellsense")
@@ -206,8 +216,10 @@ def queue(box: Outbox, cfg: NotifyConfig, e: dict[str, Any]) -> None:
     rows = []
     for name in e["notify"]:
         r = cfg.recipients[name]
-        rows += [(name, target_id(u), r.digest_at is not None, due_ns(r, box.clock(), "UTC"))
-                 for u in r.urls]  # fmt: skip
+        rows += [
+            (name, target_id(u), r.digest_at is not None, due_ns(r, box.clock(), "UTC"))
+            for u in r.urls
+        ]
     box.enqueue(e, rows, holder="w1", epoch=1)
 
 
@@ -220,8 +232,13 @@ def test_email_and_webhook_arrive_once_with_the_alert_text(
     box = Outbox(tmp_path / "n.sqlite", clock=Clock())
     box.acquire("s1", "w1", 30)
     reports: list[tuple[str, str]] = []
-    sender = Dispatcher(box, cfg, study="s1", holder="w1",
-                        report=lambda d, status, err: reports.append((d.recipient, status)))  # fmt: skip
+    sender = Dispatcher(
+        box,
+        cfg,
+        study="s1",
+        holder="w1",
+        report=lambda d, status, err: reports.append((d.recipient, status)),
+    )
     queue(box, cfg, event())
     queue(box, cfg, event())  # a repeat is ignored
     assert sender.run_once(1) == 2
