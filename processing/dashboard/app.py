@@ -46,7 +46,7 @@ HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -102,8 +102,8 @@ def create_app(config: DashboardConfig, data: Data) -> Starlette:
 
     def same_origin(request: Request) -> bool:
         origin = request.headers.get("origin")
-        if origin is None or origin == "null":
-            return origin is None
+        if origin is None or origin == "null":  # not sent, or hidden by a privacy setting
+            return True
         return origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
 
     def forbidden(request: Request, session: Session, what: str) -> Response:

@@ -305,13 +305,16 @@ class Data:
             [("heart rate", hourly("hr", "hr_bpm", "mean", "r._value > 0"))],
             unit="(beats/min)",
         )
-        out["hrv"] = svg.line_chart(
-            "Beat-to-beat (RR) intervals and HRV, hourly",
+        out["rr"] = svg.line_chart(
+            "Beat-to-beat (RR) intervals, hourly mean",
             labels,
-            [
-                ("RR interval, mean", hourly("rr", "rr_ms", "mean")),
-                ("RMSSD of 5-min windows, mean", hourly("hrv_window", "rmssd_ms", "mean")),
-            ],
+            [("RR interval", hourly("rr", "rr_ms", "mean"))],
+            unit="(ms)",
+        )
+        out["hrv"] = svg.line_chart(
+            "Heart rate variability (RMSSD of 5-minute windows), hourly mean",
+            labels,
+            [("RMSSD", hourly("hrv_window", "rmssd_ms", "mean"))],
             unit="(ms)",
         )
         out["activity"] = svg.line_chart(
@@ -320,12 +323,18 @@ class Data:
             [("activity counts", hourly("activity", "counts", "sum"))],
             unit="(counts)",
         )
-        days = [(now - k * DAY_NS) for k in range(OVERVIEW_DAYS - 1, -1, -1)]
+        days = [now - k * DAY_NS for k in range(OVERVIEW_DAYS - 1, -1, -1)]
         dates = [dt.datetime.fromtimestamp(d / NS, self.tz).date() for d in days]
-        worn = {
-            day: m for _, day, m in self.worn_minutes(participant, now - OVERVIEW_DAYS * DAY_NS, hi)
-        }
-        daily = self.store.frame_ns("daily", now - (OVERVIEW_DAYS + 1) * DAY_NS, hi, [participant])
+        day_labels = [d.strftime("%m-%d") for d in dates]
+        lo_days = now - OVERVIEW_DAYS * DAY_NS
+        worn = {day: m for _, day, m in self.worn_minutes(participant, lo_days, hi)}
+        out["wear"] = svg.line_chart(
+            "Hours worn per day",
+            day_labels,
+            [("hours worn", [worn.get(d, 0.0) / 60 for d in dates])],
+            unit="(h)",
+        )
+        daily = self.store.frame_ns("daily", lo_days - DAY_NS, hi, [participant])
         by_day: dict[dt.date, dict[str, float]] = {}
         for rec in daily.to_dict("records") if len(daily) else []:
             day = rec["time"].tz_convert(self.tz).date()
@@ -335,13 +344,14 @@ class Data:
             return [by_day.get(d, {}).get(name, math.nan) for d in dates]
 
         out["daily"] = svg.line_chart(
-            "Daily markers",
-            [d.strftime("%m-%d") for d in dates],
+            "Heart rate per day (from the daily features)",
+            day_labels,
             [
-                ("hours worn", [worn.get(d, 0.0) / 60 for d in dates]),
-                ("resting heart rate (beats/min)", marker("resting_hr_bpm")),
-                ("RMSSD, day median (ms)", marker("rmssd_ms")),
+                ("mean", marker("hr_mean")),
+                ("5th percentile", marker("hr_p5")),
+                ("95th percentile", marker("hr_p95")),
             ],
+            unit="(beats/min)",
         )
         return out
 
