@@ -191,3 +191,20 @@ def test_headers_allow_nothing_from_elsewhere(app: Any) -> None:
     csp = r.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script" not in csp.replace("default-src", "")
     assert "<script" not in r.text and "http" not in r.text.split("<body>")[1].split("</form>")[0]
+
+
+def test_the_sample_configuration_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from processing.dashboard.settings import ConfigError, load
+
+    monkeypatch.setenv("WELLSENSE_INFLUX_TOKEN", "read-only-token-from-env")
+    sample = Path(__file__).resolve().parents[2] / "deploy" / "server" / "dashboard.sample.toml"
+    cfg = load(sample)
+    assert (cfg.study, cfg.port, cfg.secure_cookies) == ("pilot-1", 8787, True)
+    assert "read-only-token" not in repr(cfg)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(sample.read_text().replace('"127.0.0.1:8787"', '"8787"'))
+    with pytest.raises(ConfigError, match=r"\[dashboard\] listen: expected HOST:PORT"):
+        load(bad)
+    bad.write_text(sample.read_text() + 'token = "inline"\n')
+    with pytest.raises(ConfigError, match="secrets are not allowed inline"):
+        load(bad)
