@@ -250,6 +250,14 @@ def run_demo(args: argparse.Namespace) -> int:
                 {**child_env, **sim_env},  # alert rules run on the simulated clock
             )
         )
+        procs.append(
+            _spawn(
+                [py, "-m", "wellsense_cli.main", "process", "--config", str(second_conf)],
+                run.directory / "processing-2.log",
+                {**child_env, **sim_env},
+            )
+        )
+        demo_staff.wait_connected(run.directory, procs[1:3])  # before the first message
         _say("[4/5] gateway collector (bleak -> outbox -> MQTT) ...")
         collector = _spawn(
             [py, "-m", "wellsense_cli.main", "collect", "--config", str(collector_conf)],
@@ -258,13 +266,6 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         procs.append(collector)
         procs.append(inbox)
-        procs.append(
-            _spawn(
-                [py, "-m", "wellsense_cli.main", "process", "--config", str(second_conf)],
-                run.directory / "processing-2.log",
-                {**child_env, **sim_env},
-            )
-        )
         started = time.monotonic()
         strap_off = "pending"
         while time.monotonic() - started < args.seconds:
@@ -286,7 +287,7 @@ def run_demo(args: argparse.Namespace) -> int:
         _say("      letting processing finish the last windows and daily features ...")
         _wait_for_features(env, run, window)
     code = _summary(env, run, window)
-    _say(demo_staff.finish(run.directory, run.study, child_env))
+    _say(demo_staff.finish(run.directory, run.study, child_env, run.participants))
     return code
 
 

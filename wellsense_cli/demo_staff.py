@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,22 @@ def two_workers(processing_conf: Path, notify_toml: str) -> Path:
     return second
 
 
-def finish(directory: Path, study: str, env: dict[str, str]) -> str:
+def wait_connected(
+    directory: Path, workers: list[subprocess.Popen[bytes]], timeout_s: float = 60
+) -> None:
+    """Wait until both workers have subscribed: MQTT drops what is published before."""
+    logs = [directory / "processing.log", directory / "processing-2.log"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(p.poll() is None for p in workers):
+        texts = [log.read_text(errors="replace") if log.exists() else "" for log in logs]
+        if all('"connected to broker", "session_present"' in t for t in texts):
+            return
+        time.sleep(0.2)
+
+
+def finish(directory: Path, study: str, env: dict[str, str], participants: int) -> str:
     """Start the dashboard; the lines the demo prints about it and about delivery."""
-    url, user, password = start_dashboard(directory, study, env)
+    url, user, password = start_dashboard(directory, study, env, participants)
     mails, hooks = inbox_counts(directory)
     return (
         f"Alert delivery (two workers, one rules runner): {mails} e-mail(s) and {hooks} webhook "
@@ -101,10 +115,17 @@ def inbox_counts(directory: Path) -> tuple[int, int]:
     return len(list(inbox.glob("mail-*.eml"))), len(list(inbox.glob("webhook-*.json")))
 
 
-def start_dashboard(directory: Path, study: str, env: dict[str, str]) -> tuple[str, str, str]:
+def start_dashboard(
+    directory: Path, study: str, env: dict[str, str], participants: int
+) -> tuple[str, str, str]:
     """Start the dashboard (detached); (URL, user, one-time password)."""
+    from processing.admin.registry import Registry
     from processing.dashboard.accounts import Accounts, new_password
 
+    registry = Registry(directory / "registry.json", study)  # as `wellsense enroll` keeps it
+    for i in range(1, participants + 1):
+        registry.add(f"p-{i:04d}", "gw-demo")
+    registry.save()
     port = _free_port()
     token = directory / "dashboard-influx.token"
     token.write_text(env["WELLSENSE_INFLUX_TOKEN"])
@@ -115,6 +136,7 @@ def start_dashboard(directory: Path, study: str, env: dict[str, str]) -> tuple[s
         "# the local operator token; in a study give the dashboard a read-only token.\n"
         f'[dashboard]\nstudy = "{study}"\nlisten = "127.0.0.1:{port}"\n'
         f'state_dir = "{directory / "dashboard"}"\nsecure_cookies = false\n'
+        f'registry = "{directory / "registry.json"}"\n'
         f'[influx]\nurl = "{env["WELLSENSE_INFLUX_URL"]}"\norg = "{env["WELLSENSE_INFLUX_ORG"]}"\n'
         f'bucket = "{env["WELLSENSE_INFLUX_BUCKET"]}"\ntoken_file = "{token}"\n'
     )

@@ -116,7 +116,7 @@ def serve(config: DashboardConfig, *, log_level: str = "info") -> int:
 
     c = config
     store = Store(c.connection)
-    app = create_app(c, Data(store, clock_from_env()))
+    app = create_app(c, Data(store, clock_from_env(), c.registry))
     print(f"dashboard: http://{c.host}:{c.port}/", flush=True)
     uvicorn.run(
         app,

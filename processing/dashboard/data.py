@@ -14,6 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from processing.research import flux, svg
@@ -95,9 +96,12 @@ class Row:
 class Data:
     """The dashboard's queries over one :class:`Store` (one study)."""
 
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, store: Store, clock: Callable[[], int], registry: Path | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.registry = registry
         c = store.connection
         self.bucket, self.study, self.tz = c.bucket, c.study, c.tz
 
@@ -119,9 +123,15 @@ class Data:
         hi = now + 60 * NS
         lo_alerts = now - ALERT_LOOKBACK_DAYS * DAY_NS
         rows: dict[str, Row] = {}
+        enrolled = self._enrolled()
+        left = {p for p, (_, status) in enrolled.items() if status != "active"}
 
         def row(p: str) -> Row:
             return rows.setdefault(p, Row(p))
+
+        for p, (_gateway, status) in enrolled.items():
+            if status == "active":
+                row(p)  # enrolled and silent: exactly who needs a call
 
         q = self._from(lo_alerts, hi, "hr", ' and r._field == "hr_bpm"')
         q += ' |> group(columns: ["participant"]) |> last()'
@@ -145,21 +155,34 @@ class Data:
             + ' |> group(columns: ["gateway", "sensor"]) |> last()'
         )
         gateway_of_device = {r["sensor"]: r["gateway"] for r in sensors}
+        for p, (gw, status) in enrolled.items():
+            if status == "active" and gw:
+                row(p).gateways[gw] = gw_state.get(gw, "not heard from")
         devices = self._rows(
             self._from(now - OVERVIEW_DAYS * DAY_NS, hi, "hr", ' and r._field == "hr_bpm"')
             + ' |> group(columns: ["participant", "device"]) |> last()'
         )
         for r in devices:
-            gw = gateway_of_device.get(r["device"])
-            if gw:
-                row(r["participant"]).gateways[gw] = gw_state.get(gw, "unknown")
+            by_sensor = gateway_of_device.get(r["device"])
+            if by_sensor and not row(r["participant"]).gateways:
+                row(r["participant"]).gateways[by_sensor] = gw_state.get(by_sensor, "unknown")
         gateway_alerts = []
         for a in self.alerts(None, lo_alerts, hi):
             if a.gateway:
                 gateway_alerts.append(a)
             elif a.participant:
                 row(a.participant).alerts.append(a)
-        return sorted(rows.values(), key=lambda r: r.participant), gateway_alerts, now
+        shown = [r for p, r in rows.items() if p not in left]  # withdrawn or erased
+        return sorted(shown, key=lambda r: r.participant), gateway_alerts, now
+
+    def _enrolled(self) -> dict[str, tuple[str, str]]:
+        """participant -> (gateway, status) from the enrolment registry, if configured."""
+        if self.registry is None:
+            return {}
+        from processing.admin.registry import Registry
+
+        reg = Registry(self.registry, self.study)
+        return {p: (e.gateway, e.status) for p, e in reg.participants.items()}
 
     def worn_minutes(
         self, participant: str | None, lo: int, hi: int

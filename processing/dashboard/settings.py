@@ -8,7 +8,8 @@
     state_dir = "/var/lib/wellsense/dashboard"   # accounts.sqlite: users, audit log, acks
     timezone = "Europe/Oslo"
     secure_cookies = true                # cookies only over HTTPS (set false for plain local use)
-    # notify_state_dir = "/var/lib/wellsense/notify"   # show e-mail/webhook delivery status
+    # registry = "/var/lib/wellsense/registry.json"   # wellsense enroll's registry: each
+    #                                 # participant's gateway, and who is active or withdrawn
 
     [influx]
     url = "http://127.0.0.1:8086"
@@ -43,7 +44,7 @@ class DashboardConfig:
     state_dir: Path
     timezone: str
     secure_cookies: bool
-    notify_state_dir: Path | None
+    registry: Path | None
     connection: Connection
 
     @property
@@ -71,7 +72,9 @@ def load(path: Path) -> DashboardConfig:
     except (ZoneInfoNotFoundError, ValueError):
         raise sec.error("timezone", f"unknown IANA time zone {tz!r}") from None
     secure = sec.bool("secure_cookies", True)
-    notify_dir = sec.path_value("notify_state_dir")
+    registry = sec.path_value("registry")
+    if registry is not None and not registry.is_file():
+        raise sec.error("registry", f"{registry} does not exist (wellsense enroll writes it)")
     sec.reject_unknown()
 
     ix = root.table("influx")
@@ -91,5 +94,5 @@ def load(path: Path) -> DashboardConfig:
     root.reject_unknown()
     connection = Connection(url.rstrip("/"), org, bucket, token, study, tz, timeout_s)
     return DashboardConfig(
-        path, study, host.strip("[]"), int(port_text), state_dir, tz, secure, notify_dir, connection
+        path, study, host.strip("[]"), int(port_text), state_dir, tz, secure, registry, connection
     )

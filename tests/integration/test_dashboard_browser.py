@@ -29,6 +29,7 @@ import pytest
 from influxdb_client import InfluxDBClient
 
 from processing import schema
+from processing.admin.registry import Registry
 from processing.research import recompute
 from processing.research.settings import Connection
 from processing.research.store import Store
@@ -138,6 +139,23 @@ def dashboard(
     )
     writer.close()
 
+    writer2 = InfluxWriter(
+        url=influxd.url, org=influxd.org, bucket=bucket.name, token=influxd.token
+    )
+    writer2.write(
+        [
+            schema.gateway_state_line(synth.study, "gw-a", "online", end - 600 * NS),
+            schema.gateway_state_line(synth.study, "gw-b", "offline", end - 300 * NS),
+        ]
+    )
+    writer2.close()
+    registry = Registry(tmp / "registry.json", synth.study)  # as `wellsense enroll` keeps it
+    registry.add("p-alpha", "gw-a")
+    registry.add("p-bravo", "gw-b")
+    registry.add("p-charlie", "gw-c")  # enrolled, never sent anything
+    registry.add("p-delta", "gw-c")
+    registry.participants["p-delta"].status = "withdrawn"
+    registry.save()
     token_file = tmp / "read.token"
     token_file.write_text(_read_token(influxd, bucket.id, bucket.org_id))
     token_file.chmod(0o600)
@@ -146,6 +164,7 @@ def dashboard(
     cfg.write_text(
         f'[dashboard]\nstudy = "{synth.study}"\nlisten = "127.0.0.1:{port}"\n'
         f'state_dir = "{tmp / "state"}"\ntimezone = "{synth.timezone}"\nsecure_cookies = false\n'
+        f'registry = "{tmp / "registry.json"}"\n'
         f'[influx]\nurl = "{influxd.url}"\norg = "{influxd.org}"\nbucket = "{bucket.name}"\n'
         f'token_file = "{token_file}"\n'
     )
@@ -245,11 +264,13 @@ def test_staff_sign_in_overview_participant_acknowledge(
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"
     rows = page.locator("#participants tbody tr")
-    assert rows.count() == 2
-    names = [rows.nth(i).locator("th").inner_text() for i in range(2)]
-    assert names == ["p-bravo", "p-alpha"]  # the open alert first
-    bravo = rows.nth(0).inner_text()
-    assert "adherence-no-data" in bravo and "of 14" in bravo
+    assert rows.count() == 3  # p-delta withdrew
+    names = [rows.nth(i).locator("th").inner_text() for i in range(3)]
+    assert names == ["p-charlie", "p-bravo", "p-alpha"]  # never sent data; an open alert
+    charlie, bravo, alpha = (rows.nth(i).inner_text() for i in range(3))
+    assert "no data in 35 days" in charlie and "0 of 14" in charlie
+    assert "adherence-no-data" in bravo and "9 of 14" in bravo and "gw-b: offline" in bravo
+    assert "none" in alpha and "10 of 14" in alpha and "gw-a: online" in alpha
     page.screenshot(path=str(ARTIFACTS / "1-overview.png"), full_page=True)
 
     page.get_by_role("link", name="p-bravo").click()

@@ -208,3 +208,38 @@ def test_the_sample_configuration_loads(monkeypatch: pytest.MonkeyPatch, tmp_pat
     bad.write_text(sample.read_text() + 'token = "inline"\n')
     with pytest.raises(ConfigError, match="secrets are not allowed inline"):
         load(bad)
+
+
+def _luminance(hex_colour: str) -> float:
+    """WCAG 2.1 relative luminance of ``#rrggbb``."""
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize(
+    ("fg", "bg"),
+    [
+        ("--ink", "--bg"),  # body text
+        ("--muted", "--bg"),  # notes
+        ("--link", "--bg"),  # links
+        ("--ink", "--band"),  # table headers
+        ("#ffffff", "#12355b"),  # header bar
+        ("#ffffff", "--alert"),  # alert badges and the error colour's background
+        ("--alert", "--bg"),  # error text
+        ("--warn", "#fff3cd"),  # handled badges
+        ("--ok", "#e6f4ea"),  # "none" / online badges
+        ("--ink", "--focus"),  # the focused skip link
+    ],
+)
+def test_colours_meet_wcag_aa_contrast(fg: str, bg: str) -> None:
+    css = (
+        Path(__file__).resolve().parents[2] / "processing/dashboard/static/style.css"
+    ).read_text()
+    palette = dict(re.findall(r"(--[a-z]+):\s*(#[0-9a-f]{6})", css))
+
+    def colour(name: str) -> str:
+        return palette[name] if name.startswith("--") else name
+
+    hi, lo = sorted((_luminance(colour(fg)), _luminance(colour(bg))), reverse=True)
+    assert (hi + 0.05) / (lo + 0.05) >= 4.5
