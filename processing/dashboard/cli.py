@@ -4,6 +4,9 @@
     wellsense dashboard --config FILE user add NAME --role staff|researcher|admin [--one-time]
     wellsense dashboard --config FILE user passwd NAME [--one-time]
     wellsense dashboard --config FILE user list
+    wellsense dashboard --config FILE user role NAME staff|researcher|admin
+
+(``--config`` may also follow ``user ...``.)
 
 Passwords are read from the terminal (twice) or, for scripts, one line on
 stdin with ``--password-stdin``; ``--one-time`` generates one, prints it
@@ -31,7 +34,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         prog=prog,
         description="The staff dashboard: who needs attention, alerts, participant pages.",
     )
-    parser.add_argument("--config", type=Path, required=True, metavar="FILE", help="TOML file")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file (required)")
     parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
@@ -51,12 +54,20 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         how.add_argument(
             "--password-stdin", action="store_true", help="read the password from stdin"
         )
-    users.add_parser("list", help="list users and roles")
+    role = users.add_parser("role", help="change a user's role")
+    role.add_argument("name")
+    role.add_argument("role", choices=("staff", "researcher", "admin"))
+    listing = users.add_parser("list", help="list users and roles")
+    for p in (add, passwd, role, listing):
+        p.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str], prog: str = "wellsense dashboard") -> int:
-    args = _parser(prog).parse_args(argv)
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+    if args.config is None:
+        parser.error("--config FILE is required")
     from processing.dashboard.settings import ConfigError, load
 
     try:
@@ -74,6 +85,10 @@ def _user(args: argparse.Namespace, config: DashboardConfig, prog: str) -> int:
 
     box = Accounts(config.accounts_path)
     try:
+        if args.action == "role":
+            box.set_role(args.name, args.role)
+            box.audit("(command line)", "user role", args.name, args.role)
+            return 0
         if args.action == "list":
             for u in box.users():
                 note = "\tmust change password" if u.must_change else ""

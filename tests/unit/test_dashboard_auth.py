@@ -243,3 +243,35 @@ def test_colours_meet_wcag_aa_contrast(fg: str, bg: str) -> None:
 
     hi, lo = sorted((_luminance(colour(fg)), _luminance(colour(bg))), reverse=True)
     assert (hi + 0.05) / (lo + 0.05) >= 4.5
+
+
+def test_user_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import io
+
+    from processing.dashboard import cli
+
+    monkeypatch.setenv("WELLSENSE_INFLUX_TOKEN", "t")
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(
+        f'[dashboard]\nstudy = "s1"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[influx]\nurl = "http://127.0.0.1:9"\norg = "o"\nbucket = "b"\n'
+    )
+    assert (
+        cli.main(["--config", str(cfg), "user", "add", "anna", "--role", "staff", "--one-time"])
+        == 0
+    )
+    password = capsys.readouterr().out.strip().rsplit(" ", 1)[1]
+    assert (
+        cli.main(["user", "add", "anna", "--role", "admin", "--one-time", "--config", str(cfg)])
+        == 1
+    )
+    assert cli.main(["user", "role", "anna", "researcher", "--config", str(cfg)]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli.main(["user", "passwd", "anna", "--password-stdin", "--config", str(cfg)]) == 1
+    capsys.readouterr()
+    assert cli.main(["user", "list", "--config", str(cfg)]) == 0
+    assert capsys.readouterr().out == "anna\tresearcher\tmust change password\n"
+    box = Accounts(tmp_path / "state" / "accounts.sqlite")
+    assert box.verify("anna", password) is not None
+    actions = [e[2] for e in box.audit_log()]
+    assert actions == ["user role", "user add"]
