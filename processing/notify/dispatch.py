@@ -22,6 +22,7 @@ from processing.notify.settings import NotifyConfig, Recipient
 log = logging.getLogger("wellsense.notify")
 
 NS = 1_000_000_000
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z.]{2,}")
 Report = Callable[[Delivery, str, str], None]  # (delivery, new status, error)
 Send = Callable[[str, str, str], str | None]  # (url, title, body) -> error or None
 
@@ -82,6 +83,9 @@ def _time(ts_ns: int) -> str:
 
 def apprise_send(url: str, title: str, body: str) -> str | None:
     """Send one message through Apprise; None on success, else a short reason."""
+    # Apprise logs recipients' addresses and hosts: keep them out of the service's logs
+    # (what matters reaches the log through our own "alert delivery failed" line).
+    logging.getLogger("apprise").propagate = False
     import apprise
 
     ap = apprise.Apprise()
@@ -94,7 +98,8 @@ def apprise_send(url: str, title: str, body: str) -> str | None:
         return None
     last = [line for line in str(text).splitlines() if line.strip()]
     reason = last[-1] if last else "delivery failed"
-    return re.sub(r"\S+://\S+", "<url>", reason)[:300]
+    reason = re.sub(r"\S+://\S+", "<url>", reason)
+    return _EMAIL.sub("<address>", reason)[:300]
 
 
 class Dispatcher:

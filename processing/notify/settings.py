@@ -141,6 +141,9 @@ def _read_urls(sec: Section, path: Path) -> list[tuple[int, str]]:
 
 def check_url(url: str) -> str | None:
     """Why Apprise cannot use ``url`` (without repeating it: it holds secrets), or None."""
+    import logging
+
+    logging.getLogger("apprise").propagate = False  # it logs hosts and addresses
     import apprise
 
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""

@@ -27,7 +27,13 @@ from processing.notify.outbox import (
     target_id,
 )
 from processing.notify.settings import NotifyConfig, Recipient
-from tests.unit.notify_servers import SmtpServer, WebhookServer, smtp_server, webhook_server
+from tests.unit.notify_servers import (
+    SmtpServer,
+    WebhookServer,
+    free_port,
+    smtp_server,
+    webhook_server,
+)
 
 __all__ = ["smtp_server", "webhook_server"]
 
@@ -308,3 +314,29 @@ def test_the_message_is_plain_language() -> None:
     title, body = describe(event(state="resolved"))
     assert title == "[WellSense s1] Resolved: adherence-no-data for participant p-1"
     assert body.splitlines()[0] == "Resolved (warning) for participant p-1."
+
+
+def test_a_failure_reason_names_no_address_and_apprise_logs_stay_out() -> None:
+    import logging
+
+    from processing.notify.dispatch import apprise_send
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):  # what the service's root handler would write
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(f"{record.name}: {record.getMessage()}")
+
+    root = logging.getLogger()
+    handler, level = Keep(logging.DEBUG), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        port = free_port()  # nothing listens there
+        url = f"mailto://127.0.0.1:{port}?from=a@example.org&to=b@example.org&mode=insecure"
+        reason = apprise_send(url, "t", "b")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert reason is not None and "@" not in reason
+    assert not [line for line in seen if line.startswith("apprise") or "@" in line]
