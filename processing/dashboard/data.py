@@ -40,7 +40,7 @@ class Alert:
     since_ns: int  # when this episode started (the firing point's time)
     ts_ns: int  # the newest point of the episode
     message: str
-    deliveries: tuple[tuple[str, str], ...] = ()  # (recipient, status)
+    deliveries: tuple[tuple[str, str, str], ...] = ()  # (alert|resolution, recipient, status)
 
     @property
     def subject(self) -> str:
@@ -256,35 +256,22 @@ class Data:
 
     def _deliveries(
         self, participant: str | None, lo: int, hi: int
-    ) -> dict[tuple[tuple[str, str, str, str], str, int], tuple[tuple[str, str], ...]]:
-        who = _who(participant)
-        q = self._from(lo, hi, "alert_delivery", f' and r._field == "status"{who}')
-        q += ' |> group() |> sort(columns: ["_time"])'
-        # alert_delivery also carries the event's state as a field; read it with the status
-        q2 = self._from(lo, hi, "alert_delivery", f' and r._field == "state"{who}')
-        q2 += " |> group()"
-        states = {
-            (
-                r.get("rule", ""),
-                r.get("participant", ""),
-                r.get("device", ""),
-                r.get("gateway", ""),
-                r.get("recipient", ""),
-                r.get("target", ""),
-                r["_time"],
-            ): r["_value"]
-            for r in self._rows(q2)
-        }
-        out: dict[Any, list[tuple[str, str]]] = defaultdict(list)
+    ) -> dict[tuple[tuple[str, str, str, str], str, int], tuple[tuple[str, str, str], ...]]:
+        """(alert key, state, event ns) -> ((what, recipient, status), ...) from alert_delivery."""
+        q = self._from(lo, hi, "alert_delivery", _who(participant))
+        q += (
+            ' |> filter(fn: (r) => r._field == "status" or r._field == "state")'
+            ' |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
+            ' |> group() |> sort(columns: ["_time", "recipient"])'
+        )
+        out: dict[Any, list[tuple[str, str, str]]] = defaultdict(list)
         for r in self._rows(q):
-            key = (
-                r.get("rule", ""),
-                r.get("participant", ""),
-                r.get("device", ""),
-                r.get("gateway", ""),
-            )
-            state = states.get((*key, r.get("recipient", ""), r.get("target", ""), r["_time"]), "")
-            out[(key, state, _ns(r["_time"]))].append((r.get("recipient", ""), r["_value"]))
+            key = tuple(r.get(k, "") for k in ("rule", "participant", "device", "gateway"))
+            state = r.get("state", "")
+            what = "alert" if state == "firing" else "resolution"
+            entry = (what, r.get("recipient", ""), r.get("status", ""))
+            if entry not in out[(key, state, _ns(r["_time"]))]:  # one line per recipient
+                out[(key, state, _ns(r["_time"]))].append(entry)
         return {k: tuple(v) for k, v in out.items()}
 
     # -- participant page ----------------------------------------------------------

@@ -30,6 +30,8 @@ from influxdb_client import InfluxDBClient
 
 from processing import schema
 from processing.admin.registry import Registry
+from processing.notify.leader import delivery_line
+from processing.notify.outbox import Delivery
 from processing.research import recompute
 from processing.research.settings import Connection
 from processing.research.store import Store
@@ -135,6 +137,28 @@ def dashboard(
                 fired - 1800 * NS,
             )
             or "",
+            *(
+                delivery_line(  # what the rules runner's dispatcher writes
+                    Delivery(
+                        0,
+                        synth.study,
+                        "adherence-no-data",
+                        "p-bravo",
+                        "firing",
+                        fired,
+                        rcpt,
+                        "0123456789ab",
+                        {"participant": "p-bravo"},
+                        False,
+                        status,
+                        1,
+                        "",
+                    ),
+                    status,
+                    "",
+                )
+                for rcpt, status in (("study-team", "sent"), ("technical-support", "failed"))
+            ),
         ]
     )
     writer.close()
@@ -280,6 +304,8 @@ def test_staff_sign_in_overview_participant_acknowledge(
         assert svg.count() == 1 and svg.get_attribute("role") == "img"
         assert page.locator(f"#plot-{plot} svg path").count() >= 1, plot  # a line was drawn
     assert page.locator("#export").count() == 0  # staff do not export
+    notified = page.locator(".delivery").inner_text()
+    assert notified == ("Notified: alert to study-team (sent); alert to technical-support (failed)")
     page.screenshot(path=str(ARTIFACTS / "2-participant.png"), full_page=True)
 
     before = time.time_ns()
