@@ -340,3 +340,31 @@ def test_a_failure_reason_names_no_address_and_apprise_logs_stay_out() -> None:
         root.setLevel(level)
     assert reason is not None and "@" not in reason
     assert not [line for line in seen if line.startswith("apprise") or "@" in line]
+
+
+def test_process_refuses_to_start_when_a_rule_recipient_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from processing.cli import main
+
+    monkeypatch.setenv("WELLSENSE_MQTT_PASSWORD", "not-used-here")
+    monkeypatch.setenv("WELLSENSE_INFLUX_TOKEN", "not-used-here")
+    monkeypatch.setenv("WELLSENSE_NOTIFY_STUDY_TEAM_URLS", "json://127.0.0.1:9/hook")
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    cfg = tmp_path / "processing.toml"
+    cfg.write_text(
+        '[service]\nstudy = "s1"\n[mqtt]\nurl = "mqtts://127.0.0.1:1"\nusername = "u"\n'
+        '[influx]\nurl = "http://127.0.0.1:9"\norg = "o"\nbucket = "b"\n'
+        f'[rules]\nenabled = true\ndirectory = "{rules}"\n'
+        f'[notify]\nstate_dir = "{tmp_path / "q"}"\n[notify.recipients.study-team]\n'
+    )
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert main(["--config", str(cfg)]) == 2
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    err = capsys.readouterr().err
+    assert "[notify.recipients] data-manager: named by rule" in err and "not configured" in err
