@@ -24,6 +24,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 ROLES: Final = ("staff", "researcher", "admin")  # each role may do what the ones before it can
 SESSION_S: Final = 8 * 3600
 MIN_PASSWORD: Final = 12
+MAX_FAILURES: Final = 5  # failed sign-ins per user name ...
+LOCKOUT_WINDOW_S: Final = 900.0  # ... in 15 minutes: further attempts wait
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS user (
@@ -221,6 +223,15 @@ class Accounts:
             (limit,),
         )
         return [(int(a), b, c, d, e) for a, b, c, d, e in rows]
+
+    def recent_failures(self, name: str, window_s: float = LOCKOUT_WINDOW_S) -> int:
+        """Failed sign-ins for ``name`` in the last ``window_s`` (from the audit log)."""
+        since = self._now() - int(window_s * 1e9)
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM audit WHERE user = ? AND action = 'sign-in failed' AND ts_ns > ?",
+            (name, since),
+        ).fetchone()
+        return int(row[0])
 
     def acknowledge(self, rule: str, subject: str, since_ns: int, user: str, note: str) -> Ack:
         """Record who handled an alert episode, when, and how; the first one stands."""

@@ -34,7 +34,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from processing.dashboard.accounts import MIN_PASSWORD, AccountError, Accounts, Session
+from processing.dashboard.accounts import (
+    MAX_FAILURES,
+    MIN_PASSWORD,
+    AccountError,
+    Accounts,
+    Session,
+)
 from processing.dashboard.data import ALERT_LOOKBACK_DAYS, DAY_NS, NS, Data
 from processing.dashboard.settings import DashboardConfig
 
@@ -182,6 +188,17 @@ def create_app(config: DashboardConfig, data: Data) -> Starlette:
         password = str(form.get("password", ""))
         box = accounts()
         try:
+            if box.recent_failures(name) >= MAX_FAILURES:
+                box.audit(name or "-", "sign-in refused", "/login", "too many failures")
+                return page(
+                    request,
+                    "login.html",
+                    None,
+                    429,
+                    csrf=expected,
+                    error="Too many wrong passwords for this user. Wait 15 minutes, or ask "
+                    "a study admin to set a new password.",
+                )
             user = await run_in_threadpool(box.verify, name, password)
             if user is None:
                 box.audit(name or "-", "sign-in failed", "/login")

@@ -118,6 +118,15 @@ def test_a_wrong_password_is_refused_and_audited(app: Any) -> None:
     assert ("sam", "sign-in failed") in [(e[1], e[2]) for e in box.audit_log()]
 
 
+def test_five_wrong_passwords_lock_the_name_for_a_while(app: Any) -> None:
+    client, _ = app
+    for _ in range(5):
+        assert sign_in(client, "rita", "wrong password!!").status_code == 401
+    r = sign_in(client, "rita")  # the right password, too late
+    assert r.status_code == 429 and "Wait 15 minutes" in r.text
+    assert sign_in(client, "sam").status_code == 303  # other users are not affected
+
+
 def test_login_without_the_form_token_is_refused(app: Any) -> None:
     client, _ = app
     client.get("/login")
