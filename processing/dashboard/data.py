@@ -277,6 +277,9 @@ class Data:
     # -- participant page ----------------------------------------------------------
 
     def participant_known(self, participant: str) -> bool:
+        """Enrolled (per the registry) or with data in the last 90 days."""
+        if participant in self._enrolled():
+            return True
         now = self.clock()
         return participant in self.store.participants(now - 90 * DAY_NS, now + 60 * NS)
 

@@ -320,6 +320,10 @@ def test_staff_sign_in_overview_participant_acknowledge(
     assert (user, rule) == ("sam", "adherence-no-data") and before <= ts <= time.time_ns()
     assert note == "Called; the strap was charging."
 
+    page.goto(f"{base}/participant/p-charlie")  # enrolled, silent: a page with empty plots
+    assert "No alerts in the last 35 days." in page.inner_text("#alerts")
+    assert page.goto(f"{base}/participant/p-nobody").status == 404
+
     # above the staff role
     response = page.goto(f"{base}/audit")
     assert response.status == 403
