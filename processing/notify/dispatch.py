@@ -121,11 +121,17 @@ class Dispatcher:
         self.holder = holder
         self.report = report
         self.send = send
+        self._next_prune_ns = 0
         self._urls = {(r.name, target_id(u)): u for r in config.recipients.values() for u in r.urls}
 
     def run_once(self, epoch: int) -> int:
         """Send everything due now; returns how many rows were handled."""
         claimed = self.outbox.claim_due(self.study, self.holder, epoch)
+        now = self.outbox.clock()
+        if now >= self._next_prune_ns:
+            self._next_prune_ns = now + 3600 * NS
+            keep_ns = int(self.config.retention_days * 86400) * NS
+            self.outbox.prune(self.study, now - keep_ns)
 
         def key(d: Delivery) -> tuple[str, str, bool]:
             return (d.recipient, d.target, d.digest)

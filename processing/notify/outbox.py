@@ -256,6 +256,21 @@ class Outbox:
             )
         return status
 
+    def prune(self, study: str, older_than_ns: int) -> int:
+        """Forget finished deliveries of events before ``older_than_ns``.
+
+        The newest event of each rule and subject stays (a new leader restores
+        from it), and so does anything not yet finished.
+        """
+        with self._write() as db:
+            cur = db.execute(
+                "DELETE FROM delivery WHERE study = ? AND event_ns < ? AND status IN (?, ?, ?) "
+                "AND event_ns < (SELECT MAX(event_ns) FROM delivery e WHERE e.study = "
+                "delivery.study AND e.rule = delivery.rule AND e.subject = delivery.subject)",
+                (study, older_than_ns, SENT, FAILED, INTERRUPTED),
+            )
+        return int(cur.rowcount)
+
     def last_events(self, study: str) -> list[dict[str, Any]]:
         """The newest queued event of every (rule, subject): a new leader's memory."""
         rows = self.db.execute(

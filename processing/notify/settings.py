@@ -8,6 +8,7 @@
     max_attempts = 8                          # then the delivery is marked failed
     backoff_s = 30                            # first retry delay, doubled each time
     backoff_max_s = 3600
+    retention_days = 90                       # finished deliveries kept this long
 
     [notify.recipients.study-team]
     urls_file = "/etc/wellsense/notify/study-team.urls"   # 0600, one Apprise URL a line
@@ -35,6 +36,7 @@ DEFAULT_LEASE_S = 30.0
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_BACKOFF_S = 30.0
 DEFAULT_BACKOFF_MAX_S = 3600.0
+DEFAULT_RETENTION_DAYS = 90
 _DIGEST = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -56,6 +58,7 @@ class NotifyConfig:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_s: float = DEFAULT_BACKOFF_S
     backoff_max_s: float = DEFAULT_BACKOFF_MAX_S
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @property
     def database(self) -> Path:
@@ -78,6 +81,7 @@ def parse(sec: Section) -> NotifyConfig | None:
     max_attempts = sec.int("max_attempts", DEFAULT_MAX_ATTEMPTS, lo=1, hi=100)
     backoff_s = sec.float("backoff_s", DEFAULT_BACKOFF_S, lo=0.1, hi=86400)
     backoff_max_s = sec.float("backoff_max_s", DEFAULT_BACKOFF_MAX_S, lo=backoff_s, hi=7 * 86400)
+    retention_days = sec.int("retention_days", DEFAULT_RETENTION_DAYS, lo=1, hi=3650)
     table = sec.table("recipients")
     recipients: dict[str, Recipient] = {}
     names = sorted(table._data)  # the keys are the recipient names
@@ -87,7 +91,9 @@ def parse(sec: Section) -> NotifyConfig | None:
         recipients[name] = _recipient(name, table.table(name))
     table.reject_unknown()
     sec.reject_unknown()
-    return NotifyConfig(state_dir, recipients, lease_s, max_attempts, backoff_s, backoff_max_s)
+    return NotifyConfig(
+        state_dir, recipients, lease_s, max_attempts, backoff_s, backoff_max_s, retention_days
+    )
 
 
 def _recipient(name: str, sec: Section) -> Recipient:

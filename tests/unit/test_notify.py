@@ -368,3 +368,20 @@ def test_process_refuses_to_start_when_a_rule_recipient_is_missing(
             signal.signal(sig, handler)
     err = capsys.readouterr().err
     assert "[notify.recipients] data-manager: named by rule" in err and "not configured" in err
+
+
+def test_old_finished_deliveries_are_pruned_but_the_newest_state_stays(tmp_path: Path) -> None:
+    clock = Clock()
+    box = Outbox(tmp_path / "n.sqlite", clock=clock)
+    box.acquire("s1", "w1", 3600)
+    row = [("team", "t", False, T0)]
+    box.enqueue(event(ts=T0), row, holder="w1", epoch=1)
+    box.enqueue(event(state="resolved", ts=T0 + NS), row, holder="w1", epoch=1)
+    box.enqueue(event(rule="other", ts=T0), row, holder="w1", epoch=1)
+    for d in box.claim_due("s1", "w1", 1):
+        box.finish([d.id], "w1", ok=True)
+    box.enqueue(event(rule="late", ts=T0 - 5), [("team", "t", False, T0 + 10**15)], holder="w1",
+                epoch=1)  # fmt: skip
+    assert box.prune("s1", T0 + 10 * NS) == 1  # only the superseded firing
+    left = {(d.rule, d.state) for d in box.deliveries("s1")}
+    assert left == {("adherence-no-data", "resolved"), ("other", "firing"), ("late", "firing")}
