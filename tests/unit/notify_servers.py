@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -58,6 +59,7 @@ def smtp_server() -> Iterator[SmtpServer]:
     from aiosmtpd.controller import Controller
 
     server = SmtpServer(free_port())
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # it logs every address at INFO
 
     class Handler:
         async def handle_DATA(self, srv: Any, session: Any, envelope: Any) -> str:

@@ -358,14 +358,19 @@ def test_process_refuses_to_start_when_a_rule_recipient_is_missing(
         f'[rules]\nenabled = true\ndirectory = "{rules}"\n'
         f'[notify]\nstate_dir = "{tmp_path / "q"}"\n[notify.recipients.study-team]\n'
     )
+    import logging
     import signal
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     try:
         assert main(["--config", str(cfg)]) == 2
-    finally:
+    finally:  # main() configures process-wide signals and logging: put them back
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+        root.handlers[:] = handlers
+        root.setLevel(level)
     err = capsys.readouterr().err
     assert "[notify.recipients] data-manager: named by rule" in err and "not configured" in err
 
