@@ -14,6 +14,10 @@ InfluxDB), connecting with its own client id (``<client_id>-rules``). On
 start it restores the open alerts and their last firing times from the
 ``alert`` measurement, so a restart neither repeats nor forgets an alert.
 
+With a ``[notify]`` table, :func:`processing.notify.leader.run_rules` wraps
+:func:`serve`: one runner per study (a lease) and delivery to the rules'
+recipients (``deliver``).
+
 When ``WELLSENSE_SIM_EPOCH_NS`` is set (the demo and the tests), it runs on
 the emulator's compressed clock like the collector does.
 """
