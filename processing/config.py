@@ -23,6 +23,8 @@ from collector.tomlconfig import (
     mqtt_settings,
     read_secret,
 )
+from processing.notify.settings import NotifyConfig
+from processing.notify.settings import parse as parse_notify
 
 __all__ = ["ConfigError", "FeatureConfig", "InfluxConfig", "ProcessingConfig", "load"]
 
@@ -98,6 +100,7 @@ class ProcessingConfig:
     influx: InfluxConfig
     features: FeatureConfig
     rules: RulesConfig = RulesConfig(False, None, 60.0, 35 * 86400.0)
+    notify: NotifyConfig | None = None  # alert delivery (processing.notify.settings)
 
     def topic_filters(self) -> list[str]:
         """What to subscribe to: participant streams and gateway health/state."""
@@ -142,6 +145,7 @@ def load(path: Path) -> ProcessingConfig:
     influx = _influx(root.table("influx"))
     features = _features(root.table("features"))
     rules = _rules(root.table("rules"))
+    notify = parse_notify(root.table("notify"))
     root.reject_unknown()
     return ProcessingConfig(
         path=path,
@@ -158,6 +162,7 @@ def load(path: Path) -> ProcessingConfig:
         influx=influx,
         features=features,
         rules=rules,
+        notify=notify,
     )
 
 

@@ -62,6 +62,10 @@ MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
         ("study", "participant", "device", "gateway", "rule", "severity"),
         ("state", "message", "value"),
     ),
+    "alert_delivery": (
+        ("study", "participant", "device", "gateway", "rule", "recipient", "target"),
+        ("state", "status", "attempts", "error"),
+    ),
     "self_report": (("study", "participant", "instrument"), ("<items>",)),
 }
 

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "process": Subcommand("processing.cli", "run the processing service (MQTT -> InfluxDB)"),
     "features": Subcommand("processing.features.cli", "compute features offline from files"),
     "rules": Subcommand("processing.rules.cli", "lint, replay and run the alert rules"),
+    "dashboard": Subcommand("processing.dashboard.cli", "staff dashboard; its users and roles"),
     # researchers
     "query": Subcommand(
         "processing.research.cli_query", "query raw data, features or self-reports"
