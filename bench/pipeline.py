@@ -16,6 +16,13 @@ subprocess, as deployed) and the real InfluxDB 2.x, all started here with
 * ``service_lag_ms``: the service's own view (newest sample time -> write done),
   from its ``stats`` log lines, covering every message.
 
+Two paths per participant count (``--paths``): ``direct`` (processing holds
+an InfluxDB token and writes to InfluxDB) and ``guard``, the production path:
+processing writes and queries through ``wellsense influx-guard`` (a separate
+process, as deployed: authentication, Content-Length checks, re-encoded
+bodies, the Flux rule) with only the guard's client token; both over the TLS
+broker.
+
 Peer in the same run: ``influxdb-client``'s batching ``WriteApi`` writing the
 same points straight to InfluxDB (no MQTT, no validation, no acks), as a
 user without WellSense would. Feature computation is switched off here: it
@@ -32,8 +39,10 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import secrets
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -207,11 +216,13 @@ def run_pipeline(
     rate: float,
     seconds: float,
     workers: int = 1,
+    via_guard: bool = False,
 ) -> dict[str, Any]:
     from influxdb_client import InfluxDBClient
 
-    study = f"bench{participants}w{workers}"
-    bucket = f"bench-{participants}-{workers}-{os.getpid()}"
+    path = "guard" if via_guard else "direct"
+    study = f"bench{participants}w{workers}{path[0]}"
+    bucket = f"bench-{participants}-{workers}-{path}-{os.getpid()}"
     env = services.env()
     client = InfluxDBClient(
         url=env["WELLSENSE_INFLUX_URL"],
@@ -221,6 +232,9 @@ def run_pipeline(
     )
     client.buckets_api().create_bucket(bucket_name=bucket, org=env["WELLSENSE_INFLUX_ORG"])
     procs, logs = [], []
+    guard = start_guard(env, bucket, work) if via_guard else None
+    # What processing sees: the guard's URL and client token, or InfluxDB's.
+    service_env = {**env, **guard[1]} if guard is not None else env
     shared = 'shared_group = "bench"\n' if workers > 1 else ""
     for w in range(workers):
         config = work / f"processing-{study}-{w}.toml"
@@ -245,10 +259,12 @@ def run_pipeline(
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     cwd=REPO,
-                    env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+                    env={**os.environ, **service_env, "PYTHONPATH": str(REPO)},
                 )
             )
     pids = {f"processing_{w}": proc.pid for w, proc in enumerate(procs)}
+    if guard is not None:
+        pids["guard"] = guard[0].pid
     pids.update(influxd=services.influxd.pid or 0, mosquitto=services.mosquitto.pid or 0)
     try:
         deadline = time.monotonic() + 30
@@ -285,6 +301,8 @@ def run_pipeline(
         poller.join()
         latencies = poller.latencies_ms(sent["probes"])
     finally:
+        if guard is not None:
+            procs.append(guard[0])
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
@@ -305,6 +323,7 @@ def run_pipeline(
     cpu = {k: round(cpu_after.get(k, 0) - cpu_before.get(k, 0), 2) for k in cpu_before}
     service_cpu = sum(v for k, v in cpu.items() if k.startswith("processing"))
     return {
+        "path": "TLS broker + write guard" if via_guard else "TLS broker, direct to InfluxDB",
         "participants": participants,
         "workers": workers,
         "offered_samples_per_s": rate,
@@ -326,6 +345,41 @@ def run_pipeline(
         "processing_cpu_us_per_sample": round(service_cpu / max(stored, 1) * 1e6, 1),
         "gateway_batch_interval_s": round(participants / (rate / SAMPLES_PER_MESSAGE), 2),
     }
+
+
+def start_guard(
+    env: dict[str, str], bucket: str, work: Path
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """``wellsense influx-guard`` for ``bucket`` as a process; (process, processing's env)."""
+    port = ls.free_port()
+    client_token = secrets.token_urlsafe(32)
+    files = {}
+    for name, value in (("influx", env["WELLSENSE_INFLUX_TOKEN"]), ("client", client_token)):
+        files[name] = work / f"guard-{bucket}-{name}-token"
+        files[name].write_text(value + "\n")
+        files[name].chmod(0o600)
+    log = (work / f"guard-{bucket}.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "wellsense_cli.main", "influx-guard",
+            "--listen", f"127.0.0.1:{port}", "--influx-url", env["WELLSENSE_INFLUX_URL"],
+            "--org", env["WELLSENSE_INFLUX_ORG"], "--bucket", bucket,
+            "--influx-token-file", str(files["influx"]),
+            "--client-token-file", str(files["client"]),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    return proc, {"WELLSENSE_INFLUX_URL": url, "WELLSENSE_INFLUX_TOKEN": client_token}
 
 
 def run_peer(services: ls.LocalServices, rate: float, seconds: float) -> dict[str, Any]:
@@ -390,14 +444,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--participants", type=int, nargs="*", default=[100, 1000, 10000])
     parser.add_argument("--workers", type=int, default=1, help="processing workers (shared)")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument(
+        "--paths",
+        nargs="*",
+        choices=("direct", "guard"),
+        default=["direct", "guard"],
+        help="direct: processing -> InfluxDB; guard: the production path, through the guard",
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="wellsense-bench-pipeline-"))
     work.chmod(0o755)
     services = ls.start_services(work / "services")
     try:
         runs = [
-            run_pipeline(services, work, n, args.rate, args.seconds, args.workers)
+            run_pipeline(services, work, n, args.rate, args.seconds, args.workers, path == "guard")
             for n in args.participants
+            for path in args.paths
         ]
         peer = None if args.no_peer else run_peer(services, args.rate, args.seconds)
     finally:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from collector import wire
+from collector import safejson, wire
 from collector.outbox import Outbox
 from collector.rawstore import RawStore
 
@@ -81,12 +81,10 @@ def encode_command(command: Command) -> bytes:
 
 def decode_command(payload: bytes, *, study: str, gateway: str) -> Command:
     """Validate ``payload`` as a command addressed to this study and gateway."""
-    if len(payload) > MAX_COMMAND_BYTES:
-        raise CommandError("command too large")
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
-        raise CommandError("command is not JSON") from None
+        body = safejson.loads(payload, max_bytes=MAX_COMMAND_BYTES)
+    except safejson.UnsafeJsonError as exc:
+        raise CommandError(f"command is not acceptable JSON: {exc}") from None
     if not isinstance(body, dict) or body.get("schema") != CMD_SCHEMA:
         raise CommandError(f"not a {CMD_SCHEMA} command")
     if body.get("study") != study or body.get("gateway") != gateway:

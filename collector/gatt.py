@@ -33,6 +33,8 @@ __all__ = [
     "GattParseError",
     "HeartRateMeasurement",
     "PmdAccFrame",
+    "PmdFrame",
+    "PmdMeasurementType",
     "RscFeature",
     "RscMeasurement",
     "parse_battery_level",
@@ -40,6 +42,7 @@ __all__ = [
     "parse_device_information_string",
     "parse_heart_rate_measurement",
     "parse_pmd_acc_frame",
+    "parse_pmd_frame",
     "parse_rsc_feature",
     "parse_rsc_measurement",
 ]
@@ -352,3 +355,197 @@ def parse_pmd_acc_frame(data: bytes) -> PmdAccFrame:
         frame_type=frame_type,
         samples_mg=samples,
     )
+
+
+# --- Polar PMD data frames (any measurement type) -------------------------------------
+
+
+class PmdMeasurementType(enum.IntEnum):
+    """PMD measurement types (Polar BLE SDK, ``PmdMeasurementType``).
+
+    The same numbers are used in data frames, control point requests and
+    responses, and as bit positions in the feature read.
+    """
+
+    ECG = 0
+    PPG = 1
+    ACC = 2
+    PPI = 3
+    GYRO = 5
+    MAGNETOMETER = 6
+    SKIN_TEMP = 7
+    SDK_MODE = 9
+    LOCATION = 10
+    PRESSURE = 11
+    TEMPERATURE = 12
+    OFFLINE_RECORDING = 13
+    OFFLINE_HR = 14
+
+
+_PMD_FRAME = "PMD data frame"
+_PMD_FRAME_TYPE_MASK = 0x7F
+#: Widest delta the decoder accepts: the SDK adds deltas in 32-bit ints.
+PMD_MAX_DELTA_BITS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class PmdFrame:
+    """One notification of the PMD data characteristic (FB005C82-...).
+
+    ``measurement_type`` is the low 6 bits of octet 0 (see
+    :class:`PmdMeasurementType`); ``sensor_ts_ns`` the sensor clock of the
+    *last* sample in ns since 2000-01-01T00:00:00Z (add
+    :data:`POLAR_EPOCH_UNIX_NS` for Unix time when the sensor clock was set);
+    ``frame_type`` the low 7 bits of octet 9 and ``compressed`` its bit 7.
+    ``samples`` are the raw integer channel values of each sample in time
+    order, after delta decoding and before the scale factor from the start
+    response: ACC (x, y, z); ECG type 0 (microvolts,); ECG type 3
+    (data0, data1, status); PPI type 0 (hr_bpm, pp_ms, pp_error_ms, flags)
+    where flags bit 0 is the blocker bit, bit 1 skin contact and bit 2
+    "skin contact supported".
+    """
+
+    measurement_type: int
+    sensor_ts_ns: int
+    frame_type: int
+    compressed: bool
+    samples: tuple[tuple[int, ...], ...]
+
+
+# Uncompressed layouts: one (octets, signed) pair per channel of a sample.
+_Layout = tuple[tuple[int, bool], ...]
+_RAW_LAYOUTS: dict[tuple[int, int], _Layout] = {
+    (PmdMeasurementType.ACC, 0): ((1, True),) * 3,
+    (PmdMeasurementType.ACC, 1): ((2, True),) * 3,
+    (PmdMeasurementType.ACC, 2): ((3, True),) * 3,
+    (PmdMeasurementType.ECG, 0): ((3, True),),
+    (PmdMeasurementType.ECG, 3): ((3, True), (3, True), (1, False)),
+    (PmdMeasurementType.PPI, 0): ((1, False), (2, False), (2, False), (1, False)),
+}
+# Delta-compressed layouts: (channels, reference-sample resolution in bits).
+# The SDK decodes both ACC types with 16-bit signed reference samples; type 0
+# is in units of the factor (g), type 1 in milli-g times the factor.
+_DELTA_LAYOUTS: dict[tuple[int, int], tuple[int, int]] = {
+    (PmdMeasurementType.ACC, 0): (3, 16),
+    (PmdMeasurementType.ACC, 1): (3, 16),
+}
+
+
+def parse_pmd_frame(data: bytes) -> PmdFrame:
+    """Decode a PMD data notification, raw or delta-compressed.
+
+    Layout, from Polar's public BLE SDK (``PmdDataFrame``, ``AccData``,
+    ``EcgData``, ``PpiData``, ``BlePMDClient.parseDeltaFramesAll``)::
+
+        measurement type u8 (low 6 bits) | sensor time u64 ns
+        | frame type u8 (bit 7 = delta-compressed) | content
+
+    Raw content is whole samples of little-endian fields (see
+    :class:`PmdFrame` for the channels). Delta-compressed content is a
+    reference sample (each channel ``ceil(bits / 8)`` little-endian octets,
+    sign-extended from ``bits``) followed by blocks of::
+
+        delta bit width u8 | sample count u8
+        | ceil(width * count * channels / 8) octets of deltas, packed LSB-first
+
+    Each delta is a two's-complement ``width``-bit integer added to the
+    previous sample's channel. Unused bits at the end of a block are padding.
+
+    Deliberate differences from the SDK, which only matter for frames no
+    device sends: a 1-bit delta of 1 decodes as -1 (the SDK's sign mask
+    turns it into 2**31 - 1); a width of 0 or above 32 bits, an empty block,
+    a truncated block and an empty raw frame raise instead of being skipped
+    or throwing ``IndexOutOfBounds``.
+    """
+    n = len(data)
+    if n < _PMD_HEADER:
+        raise GattParseError(_PMD_FRAME, f"needs a {_PMD_HEADER}-octet header, got {n} octets")
+    kind = data[0] & _PMD_TYPE_MASK
+    sensor_ts_ns = int.from_bytes(data[1:9], "little")
+    compressed = bool(data[9] & _PMD_COMPRESSED)
+    frame_type = data[9] & _PMD_FRAME_TYPE_MASK
+    content = data[_PMD_HEADER:]
+    if compressed:
+        delta = _DELTA_LAYOUTS.get((kind, frame_type))
+        if delta is None:
+            raise GattParseError(
+                _PMD_FRAME, f"unsupported compressed frame type {frame_type} for measurement {kind}"
+            )
+        samples = _decode_delta_frame(content, *delta)
+    else:
+        layout = _RAW_LAYOUTS.get((kind, frame_type))
+        if layout is None:
+            raise GattParseError(
+                _PMD_FRAME, f"unsupported raw frame type {frame_type} for measurement {kind}"
+            )
+        samples = _decode_raw_frame(content, layout)
+    return PmdFrame(
+        measurement_type=kind,
+        sensor_ts_ns=sensor_ts_ns,
+        frame_type=frame_type,
+        compressed=compressed,
+        samples=samples,
+    )
+
+
+def _decode_raw_frame(content: bytes, layout: _Layout) -> tuple[tuple[int, ...], ...]:
+    size = sum(width for width, _ in layout)
+    if not content or len(content) % size:
+        raise GattParseError(
+            _PMD_FRAME,
+            f"{len(content)} content octets is not a whole number of {size}-octet samples",
+        )
+    samples = []
+    for start in range(0, len(content), size):
+        values = []
+        offset = start
+        for width, signed in layout:
+            values.append(int.from_bytes(content[offset : offset + width], "little", signed=signed))
+            offset += width
+        samples.append(tuple(values))
+    return tuple(samples)
+
+
+def _decode_delta_frame(
+    content: bytes, channels: int, resolution_bits: int
+) -> tuple[tuple[int, ...], ...]:
+    ref_octets = (resolution_bits + 7) // 8
+    offset = channels * ref_octets
+    if len(content) < offset:
+        raise GattParseError(
+            _PMD_FRAME, f"reference sample needs {offset} octets, got {len(content)}"
+        )
+    sign = 1 << (resolution_bits - 1)
+    ref_mask = (1 << resolution_bits) - 1
+    previous = []
+    for ch in range(channels):
+        raw = int.from_bytes(content[ch * ref_octets : (ch + 1) * ref_octets], "little") & ref_mask
+        previous.append((raw ^ sign) - sign)
+    samples = [tuple(previous)]
+    n = len(content)
+    while offset < n:
+        if n - offset < 2:
+            raise GattParseError(_PMD_FRAME, f"delta block header truncated at octet {offset}")
+        width, count = content[offset], content[offset + 1]
+        offset += 2
+        if not 1 <= width <= PMD_MAX_DELTA_BITS:
+            raise GattParseError(_PMD_FRAME, f"delta bit width {width} outside 1..32")
+        if count == 0:
+            raise GattParseError(_PMD_FRAME, "empty delta block (sample count 0)")
+        length = (width * count * channels + 7) // 8
+        if n - offset < length:
+            raise GattParseError(
+                _PMD_FRAME,
+                f"delta block of {count} x {width}-bit samples needs {length} octets,"
+                f" got {n - offset}",
+            )
+        bits = int.from_bytes(content[offset : offset + length], "little")
+        offset += length
+        mask = (1 << width) - 1
+        delta_sign = 1 << (width - 1)
+        for _ in range(count):
+            for ch in range(channels):
+                previous[ch] += ((bits & mask) ^ delta_sign) - delta_sign
+                bits >>= width
+            samples.append(tuple(previous))
+    return tuple(samples)

@@ -10,6 +10,7 @@ appear in an error message.
 from __future__ import annotations
 
 import builtins
+import math
 import os
 import stat
 import tomllib
@@ -26,16 +27,65 @@ class ConfigError(ValueError):
     """A configuration file or option that cannot be used; the message says why."""
 
 
+#: Tables and arrays nested deeper than this are refused (no config needs more than 4).
+MAX_TOML_DEPTH = 16
+MAX_TOML_BYTES = 4 * 1024 * 1024
+
+
+def toml_problem(data: Any, max_depth: int = MAX_TOML_DEPTH) -> str | None:
+    """Why parsed TOML is unusable (a non-finite number, too deep), or None.
+
+    TOML allows ``nan`` and ``inf``; they pass every range check (every
+    comparison with NaN is false), so ``retry_max_s = nan`` would make a tight
+    retry loop. No WellSense option is meant to be non-finite.
+    """
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > max_depth:
+            return f"{where or 'the file'}: nested deeper than {max_depth} levels"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: {value} is not a finite number"
+        if isinstance(value, dict):
+            stack.extend(
+                (v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items()
+            )
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads`` that also refuses non-finite numbers and deep nesting.
+
+    Raises ``tomllib.TOMLDecodeError`` for invalid TOML and ``ValueError``
+    (with a message fit for the user) for the rest; never RecursionError.
+    """
+    if len(text) > MAX_TOML_BYTES:
+        raise ValueError(f"larger than {MAX_TOML_BYTES} bytes")
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_TOML_DEPTH} levels") from None
+    problem = toml_problem(data)
+    if problem is not None:
+        raise ValueError(problem)
+    return data
+
+
 def load_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return parse_toml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 class Section:
@@ -97,6 +147,8 @@ class Section:
         value = self._get(key, (int, float), _REQUIRED if default is ... else default)
         if value is not None:
             value = float(value)
+            if not math.isfinite(value):  # NaN passes every range check
+                raise self.error(key, f"{value} is not a finite number")
             _check_range(self, key, value, lo, hi)
         return value
 

@@ -73,6 +73,9 @@ def main(argv: list[str], prog: str = "wellsense process") -> int:
             print(problem.render(), file=sys.stderr)
         print(f"{prog}: {len(exc.errors)} errors in the rules; nothing runs", file=sys.stderr)
         return EXIT_CONFIG
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     code = Service(config, stop=stop).run()
     stop.set()
     if rules_thread is not None:
@@ -85,16 +88,20 @@ def _start_rules(config: Any, stop: threading.Event, log: logging.Logger) -> thr
 
     The rule engine reads its inputs (status, daily features) back from
     InfluxDB, like the feature jobs, so it sees every participant whichever
-    worker stored their data; enable it on one worker only, or alerts repeat.
+    worker stored their data. With a ``[notify]`` table the workers share a
+    lease and exactly one runs the rules (processing.notify.leader); without
+    it, enable the rules on one worker only, or alerts repeat.
     """
+    from processing.notify.leader import run_rules
+    from processing.notify.settings import check_recipients
     from processing.rules.loader import load_rules
-    from processing.rules.runner import serve
 
     rules = load_rules(config.rules.directory)
+    check_recipients(config.notify, recipients_of(rules))
 
     def run() -> None:
         try:
-            serve(
+            run_rules(
                 config,
                 rules,
                 interval_s=config.rules.interval_s,
@@ -107,3 +114,12 @@ def _start_rules(config: Any, stop: threading.Event, log: logging.Logger) -> thr
     thread = threading.Thread(target=run, name="wellsense-rules", daemon=True)
     thread.start()
     return thread
+
+
+def recipients_of(rules: Any) -> dict[str, list[str]]:
+    """Recipient name -> the ids of the rules that notify it."""
+    out: dict[str, list[str]] = {}
+    for rule in rules:
+        for name in rule.notify:
+            out.setdefault(name, []).append(rule.id)
+    return out

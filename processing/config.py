@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +23,8 @@ from collector.tomlconfig import (
     mqtt_settings,
     read_secret,
 )
+from processing.notify.settings import NotifyConfig
+from processing.notify.settings import parse as parse_notify
 
 __all__ = ["ConfigError", "FeatureConfig", "InfluxConfig", "ProcessingConfig", "load"]
 
@@ -76,6 +78,10 @@ class RulesConfig:
     directory: Path | None
     interval_s: float
     lookback_s: float
+    #: The alert publisher's own broker account (the shipped broker binds client
+    #: ids to accounts, so it cannot share the worker's); None: the worker's.
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,7 @@ class ProcessingConfig:
     influx: InfluxConfig
     features: FeatureConfig
     rules: RulesConfig = RulesConfig(False, None, 60.0, 35 * 86400.0)
+    notify: NotifyConfig | None = None  # alert delivery (processing.notify.settings)
 
     def topic_filters(self) -> list[str]:
         """What to subscribe to: participant streams and gateway health/state."""
@@ -138,6 +145,7 @@ def load(path: Path) -> ProcessingConfig:
     influx = _influx(root.table("influx"))
     features = _features(root.table("features"))
     rules = _rules(root.table("rules"))
+    notify = parse_notify(root.table("notify"))
     root.reject_unknown()
     return ProcessingConfig(
         path=path,
@@ -154,6 +162,7 @@ def load(path: Path) -> ProcessingConfig:
         influx=influx,
         features=features,
         rules=rules,
+        notify=notify,
     )
 
 
@@ -203,5 +212,11 @@ def _rules(sec: Section) -> RulesConfig:
         raise sec.error("directory", f"{directory} is not a directory")
     interval_s = sec.float("interval_s", 60.0, lo=1.0, hi=86400)
     lookback_days = sec.int("lookback_days", 35, lo=1, hi=3650)
+    username = sec.str("mqtt_username", None)
+    password = read_secret(sec, "mqtt_password", "WELLSENSE_RULES_MQTT_PASSWORD")
+    if (username is None) != (password is None):
+        raise sec.error(
+            "mqtt_username", "set both mqtt_username and mqtt_password_file, or neither"
+        )
     sec.reject_unknown()
-    return RulesConfig(enabled, directory, interval_s, lookback_days * 86400.0)
+    return RulesConfig(enabled, directory, interval_s, lookback_days * 86400.0, username, password)

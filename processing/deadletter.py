@@ -10,7 +10,9 @@ a JSON object::
 
 ``reason`` is a short code: the wire contract's (``bad_json``, ``too_large``,
 ``unknown_schema``, ``missing_field``, ``unknown_field``, ``wrong_type``,
-``bad_value``, ``bad_topic``) or the writer's (``influx_rejected``).
+``bad_value``, ``bad_topic``), the writer's (``influx_rejected``), or
+``decoder_failed`` (a decoder raised something unexpected: a bug, never a
+reason to stop ingestion).
 The payload is kept only up to :data:`MAX_PAYLOAD_BYTES`, base64-encoded.
 """
 
@@ -22,6 +24,7 @@ from typing import Final
 
 MAX_PAYLOAD_BYTES: Final = 4096
 INFLUX_REJECTED: Final = "influx_rejected"
+DECODER_FAILED: Final = "decoder_failed"
 
 
 def record(

@@ -20,17 +20,23 @@ import numpy as np
 
 from processing import schema
 from processing.dailyfeatures import (
-    BASELINE_FEATURES,
     DAILY_HR_KEYS,
+    HISTORY_FIELDS,
     OPTIONAL_FIELDS,
     DailyInputs,
     baseline_values,
     daily_fields,
+    local_seconds,
     same_values,
 )
+from processing.dailysleep import RHYTHM_DAYS, Minutes
+from processing.features._types import FloatArray
 from processing.features.baseline import WINDOW_DAYS
 from processing.features.hrv import HRV_KEYS, hrv_window_at
+from processing.features.night_hrv import usable_quality
 from processing.windows import NS, DayCalendar, Unit
+
+MINUTE_NS = 60 * NS
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,7 @@ class UnitResult:
     """A computed unit: lines to write, the input fingerprint, units to recompute after it.
 
     ``followups`` are units whose result reads this one: the day of an HRV
-    window (its ``rmssd_ms``), and the stored later days whose baseline
+    window (its ``ln_rmssd_night``), and the stored later days whose baseline
     includes a day whose baseline features changed.
     """
 
@@ -132,14 +138,62 @@ class FeatureJobs:
             named = dict(zip(header, row, strict=False))
             yield [named.get(c, "") for c in columns]
 
-    def _windows(self, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
-        """RMSSD (ms, NaN if undefined) and "good" (no quality flag) of the day's HRV windows.
+    def _per_minute(
+        self, participant: str, start_ns: int, end_ns: int, measurement: str, field: str, fn: str
+    ) -> FloatArray:
+        """``fn`` (mean or sum) of one field per elapsed minute from ``start_ns`` (NaN = none).
+
+        HR keeps only samples with ``hr_bpm > 0`` (contact flags are not used
+        for this multi-day series; the day's own HR features still use them).
+        """
+        n = max(0, -(-(end_ns - start_ns) // MINUTE_NS))
+        keep = " and r._value > 0" if field == "hr_bpm" else ""
+        flux = self._range(
+            start_ns,
+            end_ns,
+            f'r._measurement == "{measurement}" and r.participant == "{participant}"'
+            f' and r._field == "{field}"{keep}',
+        ) + (
+            " |> map(fn: (r) => ({r with _value: float(v: r._value)}))"
+            f" |> group() |> aggregateWindow(every: 1m, fn: {fn}, createEmpty: false,"
+            ' timeSrc: "_start")'
+            ' |> map(fn: (r) => ({t: int(v: r._time), v: r._value})) |> keep(columns: ["t", "v"])'
+        )
+        out = np.full(n, np.nan)
+        for t_text, v_text in self._rows(flux, ("t", "v")):
+            i = (int(t_text) - start_ns) // MINUTE_NS
+            if 0 <= i < n and v_text != "":
+                out[i] = float(v_text)
+        return out
+
+    def _noon_before(self, start_ns: int, days: int) -> int:
+        """Local noon ``days`` calendar days before the local day starting at ``start_ns``."""
+        day = self._local_date(start_ns) - dt.timedelta(days=days)
+        return int(dt.datetime.combine(day, dt.time(12), self._tz).timestamp()) * NS
+
+    def _minutes(self, unit: Unit) -> Minutes:
+        """HR and steps per minute from local noon seven days before the day to its end."""
+        start = self._noon_before(unit.start_ns, RHYTHM_DAYS)
+        hr = self._per_minute(unit.participant, start, unit.end_ns, "hr", "hr_bpm", "mean")
+        steps = self._per_minute(unit.participant, start, unit.end_ns, "activity", "steps", "sum")
+        t = start + np.arange(hr.size, dtype=np.int64) * MINUTE_NS
+        # Accelerometer epochs (counts, z-angle) slot in here as Minutes.counts /
+        # .angle_z_deg once the service stores the gateway's epoch records.
+        return Minutes(start, local_seconds(t, self.timezone), hr, steps)
+
+    def _windows(self, unit: Unit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start (ns), RMSSD (ms, NaN if undefined) and "usable" of the day's HRV windows.
+
+        Usable: no quality flag that leaves RMSSD undefined
+        (``night_hrv.usable_quality``); the flags that blank only frequency,
+        DFA or SampEn features do not count against a window.
 
         One value per window start: a window stored by the server and by a
         gateway (mode switched mid-window) counts once, with the server's value.
         """
+        # from noon of the day before: a sleep period may start in that evening
         flux = self._range(
-            unit.start_ns,
+            self._noon_before(unit.start_ns, 1),
             unit.end_ns,
             f'r._measurement == "hrv_window" and r.participant == "{unit.participant}"'
             ' and (r._field == "rmssd_ms" or r._field == "quality")',
@@ -151,22 +205,28 @@ class FeatureJobs:
         by_window: dict[int, dict[str, dict[str, str]]] = {}
         for t_text, f, v, s in self._rows(flux, ("t", "f", "v", "s")):
             by_window.setdefault(int(t_text), {}).setdefault(s, {})[f] = v
+        starts: list[int] = []
         rmssd: list[float] = []
-        good: list[bool] = []
+        usable: list[bool] = []
         for t in sorted(by_window):
             sources = by_window[t]
             point = sources.get("") or sources[min(sources)]
             if "quality" not in point:
                 continue
+            starts.append(t)
             rmssd.append(float(point["rmssd_ms"]) if point.get("rmssd_ms") else math.nan)
-            good.append(point["quality"] == "")
-        return np.array(rmssd, dtype=np.float64), np.array(good, dtype=bool)
+            usable.append(usable_quality(point["quality"].split(",")))
+        return (
+            np.array(starts, dtype=np.int64),
+            np.array(rmssd, dtype=np.float64),
+            np.array(usable, dtype=bool),
+        )
 
     def _stored_days(
         self, participant: str, start_ns: int, end_ns: int
     ) -> dict[dt.date, dict[str, float]]:
-        """Baseline feature values of this participant's stored ``daily`` points, by local date."""
-        names = " or ".join(f'r._field == "{n}"' for n in BASELINE_FEATURES)
+        """:data:`HISTORY_FIELDS` of this participant's stored ``daily`` points, by local date."""
+        names = " or ".join(f'r._field == "{n}"' for n in HISTORY_FIELDS)
         flux = self._range(
             start_ns,
             end_ns,
@@ -196,7 +256,7 @@ class FeatureJobs:
         contact_t, contact = self._series(unit, "hr", "contact")
         act_t, steps = self._series(unit, "activity", "steps")
         rr_t, _ = self._series(unit, "rr", "rr_ms")
-        rmssd, good = self._windows(unit)
+        window_t, rmssd, usable = self._windows(unit)
         # contact is absent on sensors without skin contact detection; lost = false.
         lost_times = set(contact_t[contact == 0.0].tolist())
         contact_lost = np.array([t in lost_times for t in hr_t.tolist()], dtype=bool)
@@ -214,9 +274,12 @@ class FeatureJobs:
             rr_beats=int(rr_t.size),
             act_t=act_t,
             steps=steps,
+            window_t=window_t,
             window_rmssd=rmssd,
-            window_good=good,
+            window_usable=usable,
+            window_s=self.window_s,
             history=history,
+            minutes=self._minutes(unit),
         )
 
     def recent(self, start_ns: int, stop_ns: int) -> dict[str, tuple[list[int], list[int]]]:
@@ -288,10 +351,13 @@ class FeatureJobs:
             fields,
             unit.start_ns,
         )
-        # The day's rmssd_ms (and its baseline) reads this window: recompute the day.
+        # The day's ln_rmssd_night (and its baseline) reads this window: recompute the
+        # day; a window after local noon may lie in the next night's sleep period too.
         start, end = self._calendar.day_of(unit.start_ns)
-        day = Unit("daily", unit.participant, start, end)
-        return UnitResult([text] if text else [], fp, [day] if text else [])
+        days = [Unit("daily", unit.participant, start, end)]
+        if unit.start_ns >= self._noon_before(end, 1):
+            days.append(Unit("daily", unit.participant, *self._calendar.day_of(end)))
+        return UnitResult([text] if text else [], fp, days if text else [])
 
     def _daily(self, unit: Unit) -> UnitResult:
         inputs = self.daily_inputs(unit)
@@ -327,14 +393,17 @@ class FeatureJobs:
 
 def _daily_fingerprint(inputs: DailyInputs) -> tuple[int, float]:
     """(count, sum) over every input of a daily unit, history included."""
+    minutes = inputs.minutes
     parts = [
         inputs.hr_bpm,
         inputs.contact_lost.astype(np.float64),
         inputs.steps,
         inputs.window_rmssd[np.isfinite(inputs.window_rmssd)],
-        inputs.window_good.astype(np.float64),
+        inputs.window_usable.astype(np.float64),
         np.array([v for day in inputs.history.values() for v in day.values()], dtype=np.float64),
     ]
+    if minutes is not None:
+        parts += [minutes.hr_bpm, minutes.steps, minutes.counts, minutes.angle_z_deg]
     count = sum(int(p.size) for p in parts) + inputs.rr_beats
     total = float(sum(float(np.nansum(p)) for p in parts))
     return count, total

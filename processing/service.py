@@ -25,7 +25,6 @@ broker holds (and persists) the rest: memory stays bounded here.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -40,7 +39,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from collector import stored, wire
+from collector import safejson, stored, wire
 from collector.mqtt import new_client
 from processing import confirm, deadletter, schema
 from processing.config import ProcessingConfig
@@ -54,6 +53,7 @@ log = logging.getLogger("wellsense.processing")
 EXIT_OK = 0
 EXIT_INFLUX_AUTH = 3
 DEADLETTER_WAIT_S = 10.0
+STATE_MAX_BYTES = 64 * 1024  # {"state", "ts_ns"} and a command acknowledgement
 FEATURE_BUDGET_S = 0.5  # per loop turn, so ingestion is never starved by features
 SHUTDOWN_FEATURE_BUDGET_S = 20.0
 _LOG_DEADLETTERS_PER_INTERVAL = 20
@@ -72,6 +72,31 @@ class _Pending:
     deadletters: list[mqtt.MQTTMessageInfo] = field(default_factory=list)
     # Whom to confirm it to once handled (None: a state message, or no envelope).
     envelope: stored.Envelope | None = None
+
+
+def decode_gateway_state(topic: str, payload: bytes) -> tuple[str, str, str, int]:
+    """(study, gateway, state, ts_ns) of a retained gateway ``state`` message.
+
+    Raises only :class:`collector.wire.WireError` (the message is dead-lettered).
+    """
+    parts = topic.split("/")
+    if len(parts) != 6:
+        raise wire.TopicError("topic", "not a gateway state topic")
+    gateway = wire.check_id(parts[4], "gateway")
+    study = wire.check_id(parts[2], "study")
+    try:
+        body = safejson.loads(payload, max_bytes=STATE_MAX_BYTES)
+    except safejson.UnsafeJsonError as exc:
+        raise wire.MalformedJsonError("", f"state: {exc}") from None
+    if not isinstance(body, dict):
+        raise wire.FieldTypeError("message", "expected an object")
+    state = body.get("state")
+    ts_ns = body.get("ts_ns")
+    if state not in ("online", "offline"):
+        raise wire.FieldValueError("state", "expected 'online' or 'offline'")
+    if isinstance(ts_ns, bool) or not isinstance(ts_ns, int) or ts_ns <= 0:
+        raise wire.FieldTypeError("ts_ns", "expected an integer timestamp")
+    return study, gateway, str(state), ts_ns
 
 
 class Service:
@@ -266,7 +291,7 @@ class Service:
                 if deadline is None and not pending_write:
                     break  # idle: let features and stats run
                 continue
-            pending = self._prepare(message)
+            pending = self._prepare_safely(message)
             batch.append(pending)
             points += len(pending.lines)
             if deadline is None:
@@ -322,28 +347,30 @@ class Service:
         return pending
 
     def _prepare_state(self, pending: _Pending) -> None:
-        parts = pending.topic.split("/")
         try:
-            if len(parts) != 6:
-                raise wire.TopicError("topic", "not a gateway state topic")
-            gateway = wire.check_id(parts[4], "gateway")
-            study = wire.check_id(parts[2], "study")
-            try:
-                body = json.loads(pending.payload)
-            except (UnicodeDecodeError, ValueError):
-                raise wire.MalformedJsonError("", "state is not valid JSON") from None
-            if not isinstance(body, dict):
-                raise wire.FieldTypeError("message", "expected an object")
-            state = body.get("state")
-            ts_ns = body.get("ts_ns")
-            if state not in ("online", "offline"):
-                raise wire.FieldValueError("state", "expected 'online' or 'offline'")
-            if isinstance(ts_ns, bool) or not isinstance(ts_ns, int) or ts_ns <= 0:
-                raise wire.FieldTypeError("ts_ns", "expected an integer timestamp")
+            study, gateway, state, ts_ns = decode_gateway_state(pending.topic, pending.payload)
         except wire.WireError as exc:
             self._deadletter(pending, exc.reason, exc.field, str(exc))
             return
         pending.lines = [schema.gateway_state_line(study, gateway, state, ts_ns)]
+
+    def _prepare_safely(self, msg: mqtt.MQTTMessage) -> _Pending:
+        """:meth:`_prepare`, but no payload can raise out of it: a decoder bug is a dead letter.
+
+        The decoders raise only ``WireError`` for bad input (fuzzed in
+        tests/unit/test_security_decoders.py); this is the net under them, so
+        one message can never stop ingestion or come back at every restart.
+        """
+        try:
+            return self._prepare(msg)
+        except Exception as exc:
+            pending = _Pending(msg.mid, msg.qos, msg.topic, bytes(msg.payload))
+            log.error(
+                "decoder failed on a message; dead-lettering it",
+                extra={"fields": {"error": type(exc).__name__, "topic": msg.topic[:200]}},
+            )
+            self._deadletter(pending, deadletter.DECODER_FAILED, "", type(exc).__name__)
+            return pending
 
     def _deadletter(self, pending: _Pending, reason: str, field_name: str, error: str) -> None:
         body = deadletter.record(
@@ -458,7 +485,7 @@ class Service:
                     for s in message.samples:
                         assert isinstance(s, wire.HrSample)
                         if s.rr_ms:
-                            beats.extend(schema.rr_beat_times_ns(s.ts_ns, s.rr_ms))
+                            beats.extend(schema.hr_beat_times_ns(s))
                 self.dirty.mark(message.participant, beats, (s.ts_ns for s in message.samples))
 
     def _on_retry(self, status: int, delay_s: float, message: str) -> None:

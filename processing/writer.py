@@ -23,7 +23,6 @@ status code and header must reach the classification above unchanged
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import random
 import threading
@@ -32,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
+
+from collector import safejson
 
 if TYPE_CHECKING:
     from processing.config import InfluxConfig
@@ -247,8 +248,8 @@ def _server_message(data: bytes) -> str:
     if not data:
         return ""
     try:
-        parsed = json.loads(data)
-    except ValueError:
+        parsed = safejson.loads(data, max_bytes=1 << 20)
+    except safejson.UnsafeJsonError:
         return data[:300].decode(errors="replace")
     if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
         return str(parsed["message"])[:300]

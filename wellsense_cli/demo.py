@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wellsense_cli import demo_staff
 from wellsense_cli import localservices as ls
 
 SERVICES_DIR = Path(".services")
@@ -239,6 +240,8 @@ def run_demo(args: argparse.Namespace) -> int:
             line.split("=", 1) for line in sim_env_file.read_text().splitlines() if "=" in line
         )
         collector_conf, processing_conf = _write_configs(run, env)
+        inbox, notify_toml = demo_staff.start_inbox(run.directory, child_env)
+        second_conf = demo_staff.two_workers(processing_conf, notify_toml)
         _say("[3/5] processing service (validate, de-duplicate, write, compute features) ...")
         procs.append(
             _spawn(
@@ -247,6 +250,14 @@ def run_demo(args: argparse.Namespace) -> int:
                 {**child_env, **sim_env},  # alert rules run on the simulated clock
             )
         )
+        procs.append(
+            _spawn(
+                [py, "-m", "wellsense_cli.main", "process", "--config", str(second_conf)],
+                run.directory / "processing-2.log",
+                {**child_env, **sim_env},
+            )
+        )
+        demo_staff.wait_connected(run.directory, procs[1:3])  # before the first message
         _say("[4/5] gateway collector (bleak -> outbox -> MQTT) ...")
         collector = _spawn(
             [py, "-m", "wellsense_cli.main", "collect", "--config", str(collector_conf)],
@@ -254,6 +265,7 @@ def run_demo(args: argparse.Namespace) -> int:
             {**child_env, **sim_env},
         )
         procs.append(collector)
+        procs.append(inbox)
         started = time.monotonic()
         strap_off = "pending"
         while time.monotonic() - started < args.seconds:
@@ -274,7 +286,9 @@ def run_demo(args: argparse.Namespace) -> int:
         _stop(collector)
         _say("      letting processing finish the last windows and daily features ...")
         _wait_for_features(env, run, window)
-    return _summary(env, run, window)
+    code = _summary(env, run, window)
+    _say(demo_staff.finish(run.directory, run.study, child_env, run.participants))
+    return code
 
 
 def _strap_off_script(

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "process": Subcommand("processing.cli", "run the processing service (MQTT -> InfluxDB)"),
     "features": Subcommand("processing.features.cli", "compute features offline from files"),
     "rules": Subcommand("processing.rules.cli", "lint, replay and run the alert rules"),
+    "dashboard": Subcommand("processing.dashboard.cli", "staff dashboard; its users and roles"),
     # researchers
     "query": Subcommand(
         "processing.research.cli_query", "query raw data, features or self-reports"
@@ -47,6 +48,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "broker": Subcommand("processing.admin.broker", "render the Mosquitto config and ACLs"),
     "influx-setup": Subcommand("processing.admin.influxsetup", "buckets, tasks and tokens"),
     "influx-guard": Subcommand("processing.admin.influxguard", "InfluxDB write guard"),
+    "recompute": Subcommand(
+        "processing.admin.recompute", "recompute stored features after a definition change"
+    ),
     # local development
     "services": Subcommand("wellsense_cli.services", "start/stop local Mosquitto and InfluxDB"),
     "demo": Subcommand("wellsense_cli.demo", "run the end-to-end demo on simulated wearables"),

@@ -40,8 +40,9 @@ install -d -m 0750 -o root -g wellsense-guard /etc/wellsense/guard
 install -m 0400 -o wellsense-guard /etc/wellsense/influx-processing-token /etc/wellsense/guard/
 install -m 0400 -o wellsense-guard /etc/wellsense/influx-guard-client-token /etc/wellsense/guard/
 rm /etc/wellsense/influx-processing-token
-# Processing's copy of its guard credential and broker password.
-chown wellsense /etc/wellsense/influx-guard-client-token /etc/wellsense/processing-mqtt-password
+# Processing's copy of its guard credential and its broker passwords (one
+# account per worker in [broker] processing_workers, one for the alerts).
+chown wellsense /etc/wellsense/influx-guard-client-token /etc/wellsense/processing-*-mqtt-password
 
 install -m 0644 "$SRC"/deploy/server/*.service /etc/systemd/system/
 systemctl daemon-reload
@@ -49,5 +50,6 @@ systemctl restart mosquitto
 systemctl enable --now wellsense-influx-guard
 echo "Next: write /etc/wellsense/processing-w1.toml from deploy/server/processing.sample.toml"
 echo "      ([influx] url = \"http://127.0.0.1:8087\", token_file = \"/etc/wellsense/influx-guard-client-token\","
-echo "       [mqtt] username = \"wellsense-processing\", password_file = \"/etc/wellsense/processing-mqtt-password\")"
+echo "       [mqtt] username = \"wellsense-processing-w1\", password_file = \"/etc/wellsense/processing-w1-mqtt-password\","
+echo "       [rules] mqtt_username = \"wellsense-processing-rules\", mqtt_password_file = \"/etc/wellsense/processing-rules-mqtt-password\")"
 echo "      then: systemctl enable --now wellsense-processing@w1"

@@ -66,9 +66,20 @@ def render_conf(broker: BrokerSettings, template_dir: Path | None = None) -> str
 def render_acl_header(study: str, broker: BrokerSettings, template_dir: Path | None = None) -> str:
     directory = template_dir or deploy_dir() / "server" / "mosquitto"
     text = (directory / "acl.in").read_text()
+    study = wire.check_id(study, "study")
+    # The same rights for every processing account (one per worker, one for alerts).
+    blocks = "\n".join(
+        f"user {_username(user)}\n"
+        f"topic read wellsense/v1/{study}/#\n"
+        f"topic write wellsense/v1/{study}/_gateways/+/stored\n"
+        f"topic write wellsense/v1/{study}/_deadletter\n"
+        f"topic write wellsense/v1/{study}/_alerts\n"
+        f"topic write wellsense/v1/{study}/_alerts/#\n"
+        for user in broker.processing_accounts().values()
+    )
     return Template(text).substitute(
-        study=wire.check_id(study, "study"),
-        processing_user=_username(broker.processing_user),
+        study=study,
+        processing_blocks=blocks.rstrip("\n"),
         admin_user=_username(broker.admin_user),
     )
 
@@ -182,16 +193,29 @@ def _username(name: str) -> str:
 
 
 def init(config: AdminConfig, conf_dir: Path, secrets_dir: Path, *, force: bool = False) -> str:
-    """Write the config fragment, the ACL header and the two service users."""
+    """Write the config fragment, the ACL header and the service users.
+
+    The users: one per processing worker (``<processing_user>-<worker>``), one
+    for the alert publisher (``<processing_user>-rules``) and the admin user.
+    The broker binds each client id to its account, so they cannot share.
+    """
     b = config.broker
     fragment = conf_dir / "wellsense.conf"
     write_private(fragment, render_conf(b), mode=0o644)
     if b.acl_file.exists() and not force:
-        report = [f"kept existing ACL {b.acl_file} (use --force to start it afresh)"]
+        # Re-run (a worker added, an upgrade): a fresh header, the gateways' blocks kept.
+        text = b.acl_file.read_text()
+        start = text.find(f"{_BEGIN}")
+        blocks = text[start:] if start >= 0 else ""
+        header = render_acl_header(config.study.id, b)
+        write_private(b.acl_file, header + ("\n" + blocks if blocks else ""), mode=0o640)
+        kept = blocks.count(_BEGIN)
+        report = [f"updated the ACL header of {b.acl_file}, kept {kept} gateway blocks"]
     else:
         write_private(b.acl_file, render_acl_header(config.study.id, b), mode=0o640)
         report = [f"wrote ACL {b.acl_file}"]
-    for user, file_name in ((b.processing_user, "processing"), (b.admin_user, "admin")):
+    accounts = [(user, f"processing-{w}") for w, user in b.processing_accounts().items()]
+    for user, file_name in (*accounts, (b.admin_user, "admin")):
         secret_file = secrets_dir / f"{file_name}-mqtt-password"
         if secret_file.exists() and not force:
             report.append(f"kept {user}'s password in {secret_file}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import ssl
 import threading
@@ -11,8 +10,27 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from collector import safejson
 from collector.mqtt import new_client
 from collector.tomlconfig import MqttSettings
+
+#: A gateway's retained state with its acknowledgement (collector/commands.py).
+MAX_STATE_BYTES = 64 * 1024
+
+
+def parse_ack(payload: bytes) -> dict[str, Any] | None:
+    """The ``ack`` object of a gateway state message, or None for anything else.
+
+    The state topic is written by the gateway, so its bytes are untrusted: a
+    hostile payload (``[`` x 100,000, huge numbers, bad UTF-8) is ignored like
+    a state without an acknowledgement, and cannot stop an erasure half-way.
+    """
+    try:
+        body = safejson.loads(payload, max_bytes=MAX_STATE_BYTES)
+    except safejson.UnsafeJsonError:
+        return None
+    ack = body.get("ack") if isinstance(body, dict) else None
+    return dict(ack) if isinstance(ack, dict) else None
 
 
 class MqttAdminError(RuntimeError):
@@ -94,10 +112,7 @@ class AdminSession:
                 continue
             if topic != state_topic:
                 continue
-            try:
-                ack = json.loads(payload).get("ack") or {}
-            except (ValueError, AttributeError):
-                continue
-            if ack.get("id") == command_id:
-                return dict(ack)
+            ack = parse_ack(payload)
+            if ack is not None and ack.get("id") == command_id:
+                return ack
         return None

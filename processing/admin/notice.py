@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,14 +166,14 @@ def main(argv: list[str], prog: str = "wellsense notice") -> int:
     parser.add_argument("--processing", type=Path, help="processing.toml")
     args = parser.parse_args(argv)
     from collector import config as collector_config
-    from collector.tomlconfig import ConfigError
+    from collector.tomlconfig import ConfigError, load_toml
     from processing.admin import settings
 
     try:
         admin = settings.load(args.config)
         gateway = _gateway_config(args.collector, collector_config.load)
-        processing = tomllib.loads(args.processing.read_text()) if args.processing else {}
-    except (ConfigError, OSError, tomllib.TOMLDecodeError) as exc:
+        processing = load_toml(args.processing) if args.processing else {}
+    except (ConfigError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     print(render(admin, gateway, processing))

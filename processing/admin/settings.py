@@ -10,6 +10,7 @@ talk to InfluxDB over its HTTP API and never need NumPy.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -48,6 +49,14 @@ class BrokerSettings:
     acl_file: Path
     processing_user: str
     admin_user: str
+    #: One broker account per processing worker, ``<processing_user>-<worker>``,
+    #: plus ``<processing_user>-rules`` for the alert publisher: the broker binds
+    #: each client id to its account, so no two clients may share one.
+    processing_workers: tuple[str, ...] = ("w1",)
+
+    def processing_accounts(self) -> dict[str, str]:
+        """worker (or ``rules``) -> broker username."""
+        return {w: f"{self.processing_user}-{w}" for w in (*self.processing_workers, "rules")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,18 @@ def _duration(section: Section, key: str, default: str) -> str:
     return value
 
 
+def _workers(section: Section) -> tuple[str, ...]:
+    workers = section._get("processing_workers", list, ["w1"])
+    if not workers or len(workers) > 64:
+        raise section.error("processing_workers", 'list 1 to 64 worker ids, e.g. ["w1"]')
+    for worker in workers:
+        if not isinstance(worker, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", worker):
+            raise section.error("processing_workers", f"{str(worker)[:40]!r} is not a worker id")
+    if len(set(workers)) != len(workers) or "rules" in workers:
+        raise section.error("processing_workers", "ids must be distinct and not 'rules'")
+    return tuple(workers)
+
+
 def load(path: Path) -> AdminConfig:
     """Read and validate ``path``; raise ``ConfigError`` naming the option."""
     root = Section(path, "", load_toml(path))
@@ -149,6 +170,7 @@ def load(path: Path) -> AdminConfig:
         acl_file=_path(br, "acl_file", "/etc/mosquitto/wellsense/acl"),
         processing_user=br.str("processing_user", "wellsense-processing"),
         admin_user=br.str("admin_user", "wellsense-admin"),
+        processing_workers=_workers(br),
     )
     if not broker.public_url.startswith("mqtts://"):
         raise br.error("public_url", "gateways must use TLS: expected mqtts://HOST:PORT")

@@ -1,18 +1,24 @@
-"""Daily activity features from minute activity counts.
+"""Daily activity features from minute activity counts or minute step counts.
 
 Input: a minute series (``minute``: ``datetime64[m]``, local wall-clock time;
-``counts``: activity counts per minute, NaN = missing) and a wear mask (from
+``counts``: activity per minute, NaN = missing) and a wear mask (from
 :func:`processing.features.adherence.nonwear_minutes`). All statistics use
 worn minutes only, so a watch on the bedside table does not look like rest.
 
+The per-minute quantity is named in every output key (one name, one
+meaning): ``kind="counts"`` (accelerometer counts/min, actigraphy files such
+as Depresjon) gives ``counts_*`` keys, ``kind="steps"`` (steps/min of a
+step-counting wearable, the service's ``daily`` point) gives ``steps_*``.
+
 Per calendar day, over the W worn minutes a_1..a_W:
 
-* ``activity_mean`` = sum(a)/W; ``activity_sd`` = sample SD (ddof=1);
-* ``zero_fraction`` = #(a = 0)/W (Garcia-Ceja et al. 2018 use the same three);
-* ``sedentary_min`` = #(a < sedentary_max), ``mvpa_min`` = #(a >= mvpa_min);
-  the cut points are device-specific: the defaults (100 and 2020 counts/min)
-  are Troiano et al. 2008 for hip ActiGraph and must be recalibrated for
-  other devices (e.g. the wrist Actiwatch in Depresjon);
+* ``<kind>_mean_per_min`` = sum(a)/W; ``<kind>_sd_per_min`` = sample SD (ddof=1);
+* ``<kind>_zero_fraction`` = #(a = 0)/W (Garcia-Ceja et al. 2018 use the same
+  three on counts);
+* ``<kind>_sedentary_min`` = #(a < sedentary_max), ``<kind>_mvpa_min`` =
+  #(a >= mvpa_min); the cut points are device-specific: the defaults (100 and
+  2020 counts/min) are Troiano et al. 2008 for hip ActiGraph and must be
+  recalibrated for other devices (e.g. the wrist Actiwatch in Depresjon);
 * ``steps`` = sum of the device's step counts over the day, when given.
 
 A day with fewer than ``min_wear_min`` worn minutes (default 600, i.e. 10 h,
@@ -25,6 +31,7 @@ Troiano RP et al. (2008) Med Sci Sports Exerc 40:181-188.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -34,14 +41,18 @@ SEDENTARY_MAX = 100.0
 MVPA_MIN = 2020.0
 MIN_WEAR_MIN = 600
 
-ACTIVITY_KEYS = (
-    "activity_mean",
-    "activity_sd",
-    "zero_fraction",
-    "sedentary_min",
-    "mvpa_min",
-    "steps",
-)
+Kind = Literal["counts", "steps"]
+#: What each key measures; the key is ``<kind>_<stat>``.
+ACTIVITY_STATS = ("mean_per_min", "sd_per_min", "zero_fraction", "sedentary_min", "mvpa_min")
+
+
+def activity_keys(kind: Kind = "counts") -> tuple[str, ...]:
+    """The feature keys :func:`daily_activity` returns for ``kind``."""
+    return (*(f"{kind}_{stat}" for stat in ACTIVITY_STATS), "steps")
+
+
+#: Keys of actigraphy (counts) files, as the offline pipeline reports them.
+ACTIVITY_KEYS = activity_keys("counts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,7 @@ def daily_activity(
     wear: BoolArray | None = None,
     *,
     steps: FloatArray | None = None,
+    kind: Kind = "counts",
     sedentary_max: float = SEDENTARY_MAX,
     mvpa_min: float = MVPA_MIN,
     min_wear_min: int = MIN_WEAR_MIN,
@@ -86,14 +98,9 @@ def daily_activity(
         has = np.bincount(idx, weights=np.isfinite(s), minlength=nd) > 0
         stp = np.where(has, stp, np.nan)
     valid = n >= max(min_wear_min, 2)
-    feats = {
-        "activity_mean": mean,
-        "activity_sd": sd,
-        "zero_fraction": zero,
-        "sedentary_min": sed,
-        "mvpa_min": mvpa,
-        "steps": stp,
-    }
+    stats = (mean, sd, zero, sed, mvpa)
+    feats = {f"{kind}_{name}": v for name, v in zip(ACTIVITY_STATS, stats, strict=True)}
+    feats["steps"] = stp
     feats = {k: np.where(valid, v, np.nan) for k, v in feats.items()}
     return DailyActivity(day=uniq, wear_min=n.astype(np.int64), valid=valid, features=feats)
 

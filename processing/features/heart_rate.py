@@ -7,10 +7,12 @@ calendar days are local) and ``hr_bpm``. From a chest strap use
 
 * **Nocturnal resting HR**: HR is averaged in consecutive ``window_s`` (5 min)
   bins that start inside the night (``night_start_h`` .. ``night_end_h``, or
-  inside given rest periods). A bin is *stable* if it covers at least
-  ``min_coverage`` of its span with samples and the SD of HR in it is at most
-  ``max_sd_bpm``. Resting HR = the lowest stable bin mean of the night, which
-  belongs to the calendar date on which the night ends.
+  inside given rest periods). A bin is *stable* if at least ``min_coverage``
+  of its ``slot_s`` (1 min) slots hold a sample and the SD of HR in it is at
+  most ``max_sd_bpm``. Resting HR = the lowest stable bin mean of the night,
+  which belongs to the calendar date on which the night ends. Coverage is
+  counted per slot, so it is the same for beat-level HR (one sample per beat,
+  fewer at a low night HR) and for 1 Hz HR of the same physiology.
 * **Daily HR**: mean, 5th, 50th and 95th percentile per calendar day.
 * **HR during sleep**: mean HR over the samples inside the given periods.
 
@@ -30,6 +32,7 @@ WINDOW_S = 300.0
 NIGHT_START_H = 0.0
 NIGHT_END_H = 6.0
 MIN_COVERAGE = 0.8
+SLOT_S = 60.0  # a slot with >= 1 sample is covered (the service's worn-minute definition)
 MAX_SD_BPM = 5.0
 MIN_SAMPLES_PER_DAY = 60
 DAY_S = 86_400.0
@@ -51,13 +54,18 @@ def resting_hr_by_night(
     rest_periods_s: list[tuple[float, float]] | None = None,
     min_coverage: float = MIN_COVERAGE,
     max_sd_bpm: float = MAX_SD_BPM,
+    slot_s: float = SLOT_S,
 ) -> dict[np.datetime64, float]:
     """Lowest stable ``window_s`` HR mean per night, keyed by the morning's date.
 
     With ``rest_periods_s`` (local-second (start, end) pairs, e.g. sleep
     periods) only bins inside them count; otherwise the night hours do.
-    Nights without a stable bin are NaN.
+    Nights without a stable bin are NaN. ``window_s`` must be a multiple of
+    ``slot_s``; a bin's coverage is its share of slots holding a sample.
     """
+    slots_per_bin = round(window_s / slot_s)
+    if slots_per_bin < 1 or not np.isclose(slots_per_bin * slot_s, window_s):
+        raise ValueError(f"window_s={window_s} is not a multiple of slot_s={slot_s}")
     t = as_float_array(t_s)
     hr = as_float_array(hr_bpm)
     ok = np.isfinite(t) & np.isfinite(hr)
@@ -66,17 +74,19 @@ def resting_hr_by_night(
         return {}
     order = np.argsort(t, kind="stable")
     t, hr = t[order], hr[order]
-    bins = np.floor(t / window_s).astype(np.int64)
+    slot = np.floor(t / slot_s).astype(np.int64)
+    bins = slot // slots_per_bin
     uniq, idx = np.unique(bins, return_inverse=True)
     cnt = np.bincount(idx).astype(np.float64)
     mean = np.bincount(idx, weights=hr) / cnt
     dev = hr - mean[idx]
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(np.bincount(idx, weights=dev * dev) / (cnt - 1))
-    # coverage: samples x median spacing / window (works for beats and 1 Hz HR)
-    spacing = np.diff(t)
-    typical = float(np.median(spacing)) if spacing.size else window_s
-    coverage = np.minimum(cnt * typical / window_s, 1.0)
+    # coverage from the bin's own samples: occupied slots / slots per bin
+    # (not from a record-wide sample spacing, which depends on the day's HR)
+    slots = np.unique(slot)
+    slot_bin = np.searchsorted(uniq, slots // slots_per_bin)
+    coverage = np.bincount(slot_bin, minlength=uniq.size) / slots_per_bin
     start = uniq * window_s
     hour = (start % DAY_S) / 3600.0
     if rest_periods_s is None:

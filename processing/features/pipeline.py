@@ -21,12 +21,20 @@ def _iso(t: np.datetime64) -> str:
 
 
 def activity_report(
-    minute: np.ndarray, counts: FloatArray, steps: FloatArray | None = None
+    minute: np.ndarray,
+    counts: FloatArray,
+    steps: FloatArray | None = None,
+    *,
+    remove_nonwear: bool = True,
 ) -> dict[str, Any]:
-    """``{"days": [...], "summary": {...}}`` for one participant's minute series."""
+    """``{"days": [...], "summary": {...}}`` for one participant's minute series.
+
+    ``remove_nonwear=False`` skips the non-wear rule (every observed minute
+    counts as worn); only for sensitivity analyses such as ``bench/depresjon.py``.
+    """
     grid, c = activity.regular_minutes(minute, counts)
     stp = activity.regular_minutes(minute, steps)[1] if steps is not None else None
-    nonwear = adherence.nonwear_minutes(c)
+    nonwear = adherence.nonwear_minutes(c) if remove_nonwear else np.zeros(c.size, dtype=bool)
     worn = np.isfinite(c) & ~nonwear
     c_worn = np.where(worn, c, np.nan)
     daily = activity.daily_activity(grid, c, worn, steps=stp)

@@ -3,16 +3,20 @@ what the report draws.
 
 Sources, all read through :class:`~processing.research.store.Store`:
 
-* ``daily`` points (the service's): ``hr_mean``, ``hr_p5``, ``wear_min``, ``steps_total``;
-* ``hrv_window`` points: ``rmssd_ms`` = median RMSSD of the day's windows with
-  no quality flag (``quality == ""``), ``hrv_windows`` = how many;
+* ``daily`` points (the service's): ``hr_mean``, ``hr_p5``, ``wear_min``,
+  ``steps_total``, ``ln_rmssd_night`` (nocturnal ln RMSSD, docs/storage.md);
+* ``hrv_window`` points: ``hrv_windows`` = how many of the day's windows have
+  a defined RMSSD (``processing.features.night_hrv.usable_quality``), and
+  ``ln_rmssd_night`` for nights without a stored ``daily`` value, from
+  ``night_hrv.nocturnal_hrv`` on the windows (what the service computes);
 * minute activity (``counts`` and ``steps`` summed per minute by InfluxDB, on
   the participant's local clock) through the offline feature pipeline
   ``processing.features.pipeline.activity_report`` (non-wear removed first;
   Cole-Kripke sleep, main sleep period per noon-to-noon day; activity per
   worn minute; IS/IV/L5/M10/RA): ``sleep_onset``, ``sleep_offset``,
-  ``sleep_asleep_min``, ``sleep_in_bed_min``, ``activity_mean``, ``mvpa_min``,
-  ``sedentary_min``, ``wear_fraction`` (of minute activity), ``valid``.
+  ``sleep_asleep_min``, ``sleep_in_bed_min``, ``counts_mean_per_min``,
+  ``counts_mvpa_min``, ``counts_sedentary_min`` (accelerometer counts, as
+  named), ``wear_fraction`` (of minute activity), ``valid``.
 
 Days are local calendar days in the connection's time zone. A sleep period is
 filed under the date of its evening (``onset - 12 h``), as in
@@ -27,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from processing.features.night_hrv import nocturnal_hrv, usable_quality
 from processing.features.pipeline import activity_report
 
 from .store import Bound, Store
@@ -36,11 +41,11 @@ DAY_COLUMNS = (
     "hr_p5",
     "wear_min",
     "steps_total",
-    "rmssd_ms",
+    "ln_rmssd_night",
     "hrv_windows",
-    "activity_mean",
-    "mvpa_min",
-    "sedentary_min",
+    "counts_mean_per_min",
+    "counts_mvpa_min",
+    "counts_sedentary_min",
     "sleep_onset",
     "sleep_offset",
     "sleep_asleep_min",
@@ -64,6 +69,12 @@ def local_naive(times: pd.Series, tz: Any) -> np.ndarray:
     """UTC timestamps -> local wall-clock ``datetime64[m]`` (what the feature code expects)."""
     local = times.dt.tz_convert(tz).dt.tz_localize(None)
     return local.to_numpy().astype("datetime64[m]")
+
+
+def _window_s(hrv: pd.DataFrame) -> float:
+    """The windows' length from their ``window`` tag (``"300s"``); 300 s if absent."""
+    tags = hrv["window"].dropna().unique() if "window" in hrv else []
+    return float(str(tags[0]).rstrip("s")) if len(tags) == 1 else 300.0
 
 
 def passive_days(
@@ -97,16 +108,29 @@ def passive_days(
 
     for rec in daily.to_dict("records"):
         r = row(rec["time"].tz_convert(tz).date())
-        for key in ("hr_mean", "hr_p5", "wear_min", "steps_total"):
+        for key in ("hr_mean", "hr_p5", "wear_min", "steps_total", "ln_rmssd_night"):
             v = rec.get(key)
             r[key] = float(v) if v is not None and v is not pd.NA else np.nan
     if len(hrv):
-        good = hrv[hrv["quality"] == ""]
+        usable = hrv["quality"].fillna("").map(lambda q: usable_quality(str(q).split(",")))
+        good = hrv[usable.astype(bool)]
         by_day = good.groupby(good["time"].dt.tz_convert(tz).dt.date)["rmssd_ms"]
-        for day, med in by_day.median().items():
-            row(day)["rmssd_ms"] = float(med)
         for day, n in by_day.count().items():
             row(day)["hrv_windows"] = int(n)
+        # nights without a stored daily value (e.g. a gateway that sends only
+        # windows): the service's function on the stored windows
+        start_s = local_naive(hrv["time"], tz).astype("datetime64[s]").astype(np.int64)
+        rmssd = pd.to_numeric(hrv.get("rmssd_ms"), errors="coerce")
+        nights = nocturnal_hrv(
+            start_s.astype(np.float64),
+            np.asarray(rmssd, dtype=np.float64),
+            usable.to_numpy(dtype=bool),
+            window_s=_window_s(hrv),
+        )
+        for day64, night in nights.items():
+            r = row(pd.Timestamp(day64).date())
+            if not np.isfinite(r["ln_rmssd_night"]):
+                r["ln_rmssd_night"] = night.ln_rmssd_night
     summary: dict[str, Any] = {}
     if len(minutes):
         rep = activity_report(
@@ -118,7 +142,7 @@ def passive_days(
         for d in rep["days"]:
             day = pd.Timestamp(d["date"]).date()
             r = row(day)
-            for key in ("activity_mean", "mvpa_min", "sedentary_min"):
+            for key in ("counts_mean_per_min", "counts_mvpa_min", "counts_sedentary_min"):
                 r[key] = d[key]
             r["wear_fraction_minutes"] = d["wear_fraction"]
             for key in ("sleep_onset", "sleep_offset"):

@@ -162,7 +162,12 @@ def build_report(
     # -- trends with baseline bands
     for sid, title, col, unit in (
         ("hr-trend", "Heart rate: daily mean", "hr_mean", "bpm"),
-        ("hrv-trend", "HRV: daily median RMSSD of good 5-min windows", "rmssd_ms", "ms"),
+        (
+            "hrv-trend",
+            "HRV: nocturnal ln RMSSD (00-06 h, usable 5-min windows)",
+            "ln_rmssd_night",
+            "ln ms",
+        ),
     ):
         values = _col(days, dates, col)
         band = _baseline(dates, values, baseline_min_days)
@@ -328,7 +333,7 @@ def _self_report_section(store: Store, passive: Passive, lo: int, hi: int) -> st
                 "item",
                 "value",
                 "hr_mean",
-                "rmssd_ms",
+                "ln_rmssd_night",
                 "steps_total",
                 "sleep_last_night_h",
             ]

@@ -32,7 +32,7 @@ indices (:mod:`processing.research.agreement`):
   / 60 of the main sleep period that ended most recently before the answer
   (within 24 h): "last night";
 * ``active_min``: ``activity_ema/active_min`` vs sensed minutes of
-  moderate-to-vigorous activity (``mvpa_min``) on the answer's local day.
+  moderate-to-vigorous activity (``counts_mvpa_min``) on the answer's local day.
 """
 
 from __future__ import annotations
@@ -99,14 +99,23 @@ CONSTRUCTS: tuple[Construct, ...] = (
         "last_night",
         "h",
     ),
-    Construct("active_min", "activity_ema", "active_min", "mvpa_min", 1.0, "same_day", "min"),
+    Construct(
+        "active_min", "activity_ema", "active_min", "counts_mvpa_min", 1.0, "same_day", "min"
+    ),
 )
 
 SCORES: dict[str, tuple[str, tuple[str, ...]]] = {
     "phq9": ("total", tuple(f"q{i}" for i in range(1, 10))),
 }
 
-PAIRED_FEATURES = ("hr_mean", "rmssd_ms", "wear_min", "steps_total", "mvpa_min", "activity_mean")
+PAIRED_FEATURES = (
+    "hr_mean",
+    "ln_rmssd_night",
+    "wear_min",
+    "steps_total",
+    "counts_mvpa_min",
+    "counts_mean_per_min",
+)
 
 
 # --------------------------------------------------------------------------- import

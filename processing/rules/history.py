@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import heapq
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -37,11 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from collector import safejson
 from processing.rules.engine import NS, AlertEvent, RuleEngine, Subject
 from processing.rules.loader import RuleSet
 from processing.rules.vocabulary import TIMESTAMP_INPUTS, VARIABLES
 
 MAX_RECORDS: Final = 1_000_000
+HISTORY_MAX_BYTES: Final = 512 * 1024 * 1024
 _ID_KEYS: Final = frozenset({"time", "kind", "participant", "device", "gateway"})
 _TIME_COLUMNS: Final = {
     "last_sample": "last_sample_ns",
@@ -79,8 +80,8 @@ def read_history(path: Path) -> list[Record]:
     rows: list[tuple[str, dict[str, Any]]]
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
-            data = json.loads(text)
-        except ValueError as exc:
+            data = safejson.loads(text, max_bytes=HISTORY_MAX_BYTES)
+        except safejson.UnsafeJsonError as exc:
             raise HistoryError(f"{path}: not valid JSON: {exc}") from None
         if isinstance(data, dict):
             data = data.get("records")

@@ -23,12 +23,12 @@ What each status variable is made of:
 Daily features: fields of ``daily`` by local day (its ``tz`` tag), including
 the baseline deviations the processing service stores (``<feature>_z``,
 ``<feature>_robust_z``; the engine computes those it is not given) and the
-day's ``rmssd_ms`` (median of the good windows, docs/storage.md). HRV window
-features a ``daily`` point does not hold are the day's median over its
-``hrv_window`` points (e.g. ``sdnn_ms``, or ``rmssd_ms`` of a participant
-whose gateway sends only windows and so has no ``daily`` point), plus
-``hrv_windows`` and ``hrv_good_fraction`` from the windows' ``quality``
-field. Only complete days are returned.
+nocturnal HRV (``ln_rmssd_night``, ``hrv_night_windows``,
+``hrv_night_usable_fraction``; docs/storage.md). HRV window features a
+``daily`` point does not hold are the day's median over its ``hrv_window``
+points (e.g. ``sdnn_ms``, ``rmssd_ms``), plus ``hrv_windows`` and
+``hrv_good_fraction`` from the windows' ``quality`` field (good = RMSSD
+defined, ``night_hrv.usable_quality``). Only complete days are returned.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from processing.features.catalog import CATALOG
+from processing.features.night_hrv import usable_quality
 from processing.rules.engine import NS, Subject
 from processing.rules.loader import Rule
 from processing.rules.vocabulary import base_feature
@@ -252,7 +253,8 @@ class InfluxSource:
         for (participant, day, name), items in values.items():
             target = out[participant][day]
             if name == "quality":
-                good = sum(1 for q in items if not q)  # "" (the client may read None)
+                # "" or None (the client may read None) is a window without flags
+                good = sum(1 for q in items if usable_quality(str(q or "").split(",")))
                 target["hrv_windows"] = float(len(items))
                 target["hrv_good_fraction"] = good / len(items) if items else math.nan
             elif name not in target:  # a stored daily value wins (the single source)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from collector.tomlconfig import parse_toml
 from processing.rules import nodes as n
 from processing.rules.checker import check
 from processing.rules.errors import (
@@ -194,9 +195,11 @@ def load_text(text: str, path: Path | None = None) -> tuple[list[Rule], list[Rul
             RuleLimitError(f"file larger than {MAX_FILE_BYTES} bytes", location=Location(path))
         ]
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         return [], [_toml_error(exc, path, text)]
+    except ValueError as exc:  # nan/inf, or nesting deeper than any rule file needs
+        return [], [RuleFileError(f"not usable TOML: {exc}", location=Location(path))]
     src = _SourceMap(path, text)
     unknown = sorted(set(data) - {"rule"})
     if unknown:

@@ -14,6 +14,10 @@ InfluxDB), connecting with its own client id (``<client_id>-rules``). On
 start it restores the open alerts and their last firing times from the
 ``alert`` measurement, so a restart neither repeats nor forgets an alert.
 
+With a ``[notify]`` table, :func:`processing.notify.leader.run_rules` wraps
+:func:`serve`: one runner per study (a lease) and delivery to the rules'
+recipients (``deliver``).
+
 When ``WELLSENSE_SIM_EPOCH_NS`` is set (the demo and the tests), it runs on
 the emulator's compressed clock like the collector does.
 """
@@ -21,6 +25,7 @@ the emulator's compressed clock like the collector does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -72,6 +77,11 @@ class MqttAlertSink:
         from collector.mqtt import new_client
 
         s = config.mqtt
+        rules: Any = getattr(config, "rules", None)
+        username = getattr(rules, "mqtt_username", None)
+        if username:
+            # Its own account: the broker binds client ids to accounts.
+            s = dataclasses.replace(s, username=username, password=rules.mqtt_password)
         self.study = config.study
         self.connected = threading.Event()
         client = new_client(s, client_id)
@@ -240,7 +250,16 @@ def run_cli(args: argparse.Namespace, *, prog: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return serve(
+    from processing.cli import recipients_of
+    from processing.notify.leader import run_rules
+    from processing.notify.settings import check_recipients
+
+    try:
+        check_recipients(config.notify, recipients_of(rules))
+    except ConfigError as exc:
+        print(f"{prog} run: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return run_rules(
         config, rules, interval_s=interval_s, lookback_s=lookback_s, stop=stop, once=args.once
     )
 
@@ -254,8 +273,14 @@ def serve(
     stop: threading.Event,
     once: bool = False,
     clock: Callable[[], int] | None = None,
+    deliver: Any = None,
 ) -> int:
-    """Run the loop with the processing config's MQTT and InfluxDB settings."""
+    """Run the loop with the processing config's MQTT and InfluxDB settings.
+
+    ``deliver`` (a :class:`processing.notify.leader.Enqueuer`) queues each
+    event for its recipients before it is written to InfluxDB, and on start
+    restores the newest queued state of each alert.
+    """
     from influxdb_client import InfluxDBClient
 
     from processing.rules.influx_source import InfluxSource
@@ -268,11 +293,17 @@ def serve(
     client = InfluxDBClient(
         url=influx.url, token=influx.token, org=influx.org, timeout=int(influx.timeout_s * 1000)
     )
+
+    def write(event: AlertEvent) -> None:
+        if deliver is not None:
+            deliver(event)
+        writer.write([alert_line(event)])
+
     engine = RuleEngine(
         rules,
         study=config.study,
         publish=sink,
-        write=lambda event: writer.write([alert_line(event)]),
+        write=write,
         clock=clock or clock_from_env(),
     )
     source = InfluxSource(
@@ -298,6 +329,8 @@ def serve(
                 "could not restore alert states", extra={"fields": {"error": str(exc)[:300]}}
             )
             restored = 0
+        if deliver is not None:
+            deliver.restore(engine, config.study)
         log.info("alert states restored", extra={"fields": {"open": restored}})
         return runner.run(once=once)
     finally:

@@ -59,8 +59,9 @@ _UNIT_RANGE: Final[dict[str, tuple[float, float]]] = {
     "min": (0.0, 1440.0),
     "steps": (0.0, INF),
     "counts/min": (0.0, INF),
-    "counts/min or steps/min": (0.0, INF),
+    "steps/min": (0.0, INF),
     "h": (0.0, 24.0),
+    "windows": (0.0, INF),
     "-100..100": (-100.0, 100.0),
     "SD": (-INF, INF),
 }
@@ -69,7 +70,10 @@ _NAME_RANGE: Final[dict[str, tuple[float, float]]] = {
     "coverage": (0.0, 1.0),
     "completeness": (0.0, 1.0),
     "wear_fraction": (0.0, 1.0),
-    "zero_fraction": (0.0, 1.0),
+    "counts_zero_fraction": (0.0, 1.0),
+    "steps_zero_fraction": (0.0, 1.0),
+    "hrv_night_usable_fraction": (0.0, 1.0),
+    "ln_rmssd_night": (0.0, 12.0),  # RMSSD 1 ms .. the wire's cap of 1e5 ms
     "sleep_efficiency": (0.0, 1.0),
     "is": (0.0, 1.0),
     "iv": (0.0, 2.0),
@@ -79,6 +83,17 @@ _NAME_RANGE: Final[dict[str, tuple[float, float]]] = {
     "dfa_alpha1": (-INF, INF),
     "sleep_in_bed_min": (0.0, 1440.0),
     "sleep_asleep_min": (0.0, 1440.0),
+    "sleep_onset_h": (-12.0, 12.0),
+    "sleep_offset_h": (-12.0, 12.0),
+    "sleep_midpoint_h": (-12.0, 12.0),
+    "hr_dip_pct": (-100.0, 100.0),
+    "sleep_nights_7d": (0.0, 7.0),
+    "social_jetlag_h": (0.0, 12.0),
+    **{
+        f"{s}_{k}_7d": r
+        for s in ("steps", "counts")
+        for k, r in (("is", (0.0, 1.0)), ("iv", (0.0, 2.0)), ("ra", (0.0, 1.0)))
+    },
 }
 
 #: Daily variables the engine derives (the InfluxDB runner computes them from stored points).
@@ -91,7 +106,8 @@ DERIVED_DAILY: Final = (
         0.0,
         1.0,
         _PARTICIPANT,
-        "share of the day's HRV windows (with RR data) whose quality flags are all clear",
+        "share of the day's HRV windows (with RR data) whose RMSSD is defined (no "
+        "too_few_beats, low_coverage, many_artefacts, no_beats or constant_rr flag)",
     ),
     Variable(
         "hrv_windows",

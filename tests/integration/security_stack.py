@@ -108,7 +108,8 @@ class ShippedBroker:
         (d / "secrets").mkdir(mode=0o700, exist_ok=True)
         (d / "conf.d").mkdir(exist_ok=True)
         broker_admin.init(self.config(), d / "conf.d", d / "secrets")
-        SECRETS.update({self.secret("processing"), self.secret("admin")})
+        SECRETS.update({self.secret(f"processing-{w}") for w in ("w1", "rules")})
+        SECRETS.add(self.secret("admin"))
         (d / "data").mkdir(exist_ok=True)
         # Shaped like Debian's main mosquitto.conf; only paths differ. Run as
         # root here, the test broker keeps root instead of dropping to

@@ -55,7 +55,12 @@ def test_demo_runs_a_compressed_day_and_reports_per_participant() -> None:
         assert [r[0] for r in rows[:2]] == ["p-0001", "p-0002"]
         assert all(int(r[1].replace(",", "")) > 100 for r in rows[:2])  # HR samples stored
         assert "the services are still running" in out
+        assert "Alert delivery (two workers, one rules runner):" in out
+        assert "Staff dashboard: http://127.0.0.1:" in out and "one-time password" in out
     finally:
+        pid_file = work / "demo" / "dashboard.pid"
+        if pid_file.exists():  # the demo leaves the dashboard running, like the services
+            ls.stop_pid(int(pid_file.read_text()), sys.executable)
         state = ls.load_state(services)
         if state:
             for name in ("mosquitto", "influxd"):

@@ -2,12 +2,13 @@
 
 Seventeen local days of synthetic stored data (written with the schema code,
 as the service stores it) for one participant: a stable night heart rate,
-good and flagged HRV windows, and steps. The last three days shift (resting
-HR up, RMSSD down). The service's own daily feature job computes the days
-once each, oldest first; the stored ``daily`` points must carry the features
-and z-scores computed here independently, and one pass of the rules runner
-must raise ``baseline-resting-hr-high`` and ``baseline-rmssd-low`` from the
-stored values.
+good and flagged HRV windows in the night and by day, and steps. The last
+three days shift (resting HR up, nocturnal RMSSD down). The service's own
+daily feature job computes the days once each, oldest first; the stored
+``daily`` points must carry the features and z-scores computed here
+independently, and one pass of the rules runner must raise
+``baseline-resting-hr-high`` and ``baseline-rmssd-low`` from the stored
+values.
 """
 
 from __future__ import annotations
@@ -87,10 +88,16 @@ def synthetic(study: str) -> tuple[list[str], dict[str, np.ndarray]]:
             rmssd_day.append(rmssd)
             fields = {"rmssd_ms": rmssd, "quality": "", "n_beats": 300}
             lines.append(schema.line("hrv_window", win, fields, t0 + w * 300 * NS))
+        # flags that blank only DFA/SampEn leave the window usable for RMSSD
+        rmssd_day.append(44.0)
+        usable = {"rmssd_ms": 44.0, "quality": "dfa_undefined,sampen_undefined", "n_beats": 300}
+        lines.append(schema.line("hrv_window", win, usable, t0 + 2 * 3600 * NS))
         bad = {"rmssd_ms": 900.0, "quality": "low_coverage", "n_beats": 40}
         lines.append(schema.line("hrv_window", win, bad, t0 + 3 * 3600 * NS))
+        daytime = {"rmssd_ms": 5.0, "quality": "", "n_beats": 600}  # not in the night
+        lines.append(schema.line("hrv_window", win, daytime, t0 + 14 * 3600 * NS))
         truth["resting"].append(float(resting))
-        truth["rmssd"].append(float(np.median(rmssd_day)))
+        truth["rmssd"].append(float(np.median(np.log(rmssd_day))))
         truth["steps"].append(float(per_min))
     return [x for x in lines if x], {k: np.array(v) for k, v in truth.items()}
 
@@ -137,18 +144,22 @@ def test_daily_units_store_features_and_baselines_that_fire_the_rules(
         for i, day in enumerate(days):
             point = stored[day]
             assert point["resting_hr_bpm"] == truth["resting"][i]
-            assert point["rmssd_ms"] == pytest.approx(truth["rmssd"][i])  # flagged window left out
-            assert point["activity_mean"] == pytest.approx(truth["steps"][i])
+            # the low-coverage and the daytime window are left out
+            assert point["ln_rmssd_night"] == pytest.approx(truth["rmssd"][i])
+            assert point["hrv_night_windows"] == 14
+            assert point["hrv_night_usable_fraction"] == pytest.approx(13 / 14)
+            assert "rmssd_ms" not in point
+            assert point["steps_mean_per_min"] == pytest.approx(truth["steps"][i])
             assert point["wear_min"] == 360 + 630
             assert point["baseline_established"] is (i >= 7)
             if i < 7:
                 assert "resting_hr_bpm_z" not in point
                 continue
-            for name, key in (("resting_hr_bpm", "resting"), ("rmssd_ms", "rmssd")):
+            for name, key in (("resting_hr_bpm", "resting"), ("ln_rmssd_night", "rmssd")):
                 assert point[f"{name}_z"] == pytest.approx(expected_z(truth[key], i))
-            assert point["activity_mean_z"] == pytest.approx(expected_z(truth["steps"], i))
+            assert point["steps_mean_per_min_z"] == pytest.approx(expected_z(truth["steps"], i))
         last = stored[days[-1]]
-        assert float(last["resting_hr_bpm_z"]) > 2 and float(last["rmssd_ms_z"]) < -2  # type: ignore[arg-type]
+        assert float(last["resting_hr_bpm_z"]) > 2 and float(last["ln_rmssd_night_z"]) < -2  # type: ignore[arg-type]
 
         # Recomputing a day that did not change leaves the later days alone; a late
         # change to an old day sends every later stored day (its baseline) round again.
@@ -172,7 +183,7 @@ def test_daily_units_store_features_and_baselines_that_fire_the_rules(
                               study=p.study, lookback_ns=35 * 86400 * NS, timezone=TZ)  # fmt: skip
         read = source.daily(NOW, list(rules))[P][days[-1]]
     assert read["resting_hr_bpm_z"] == last["resting_hr_bpm_z"]
-    assert read["rmssd_ms"] == last["rmssd_ms"]  # the stored daily value, not a window median
+    assert read["ln_rmssd_night"] == last["ln_rmssd_night"]  # the stored daily value
     code = serve(config, rules, interval_s=1, lookback_s=35 * 86400,
                  stop=threading.Event(), once=True, clock=lambda: NOW)  # fmt: skip
     assert code == 0
@@ -185,3 +196,71 @@ def test_daily_units_store_features_and_baselines_that_fire_the_rules(
     }
     assert {"baseline-resting-hr-high", "baseline-rmssd-low"} <= fired
     assert "baseline-activity-low" not in fired  # 3 low days, the rule wants 5
+
+
+SLEEP_P = "p-sleep"
+
+
+def test_a_strap_week_stores_sleep_and_rhythm_fields(pipeline: Pipeline) -> None:
+    """Eight days of one-per-minute HR and steps (tests/unit/synthetic_week.py) through
+    InfluxDB: the service's daily job reads the minute series back over 7 days and
+    stores the rest-detector night, weekly timing and rhythm fields."""
+    from tests.unit.synthetic_week import WALK_STEPS, week
+
+    p = pipeline
+    first, days = dt.date(2025, 11, 10), 8  # Monday .. Monday
+    w = week(first, days, TZ, seed=7)
+    raw = {"study": p.study, "participant": SLEEP_P, "device": "strap-1"}
+    lines: list[str | None] = []
+    for t, bpm, steps in zip(w.t_ns.tolist(), w.hr_bpm.tolist(), w.steps.tolist(), strict=True):
+        lines.append(_hr(raw, round(bpm), t))
+        if steps > 0:
+            lines.append(schema.line("activity", raw, {"steps": int(steps), "seq": 1}, t))
+    # nocturnal HRV: a window at 23:30 (inside the sleep period, outside 00-06) and at 03:00
+    last = first + dt.timedelta(days=days - 1)  # a Monday: asleep 23:00 .. 07:00
+    win = {"study": p.study, "participant": SLEEP_P, "window": "300s"}
+    for offset_s, rmssd in ((-1800, 30.0), (3 * 3600, 50.0)):
+        fields = {"rmssd_ms": rmssd, "quality": "", "n_beats": 300}
+        lines.append(schema.line("hrv_window", win, fields, _start(last) + offset_s * NS))
+    writer = InfluxWriter(url=p.influx.url, org=p.influx.org, bucket=p.bucket, token=p.influx.token)
+    try:
+        writer.write([x for x in lines if x])
+    finally:
+        writer.close()
+    config = pconfig.load(p.write_config(features={"timezone": TZ}))
+    worker = Service(config)
+    units = []
+    for k in range(days):
+        start, end = DayCalendar(TZ).day_of(_start(first + dt.timedelta(days=k)))
+        units.append(Unit("daily", SLEEP_P, start, end))
+    try:
+        worker._run_features(units, 300.0)
+    finally:
+        if worker._influx_client is not None:
+            worker._influx_client.close()
+        worker.writer.close()
+    rows = p.flux(
+        f'|> filter(fn: (r) => r._measurement == "daily" and r.participant == "{SLEEP_P}")'
+    )
+    stored: dict[dt.date, dict[str, object]] = {}
+    for r in rows:
+        stored.setdefault(r["_time"].astimezone(ZoneInfo(TZ)).date(), {})[r["_field"]] = r["_value"]
+    for k in range(days):  # the data start at noon before the first night
+        day = first + dt.timedelta(days=k)
+        point = stored[day]
+        on_h, off_h = w.sleep[day]
+        assert point["sleep_method"] == "hr_rest"
+        assert point["sleep_onset_h"] == pytest.approx(on_h, abs=0.3)
+        assert point["sleep_offset_h"] == pytest.approx(off_h, abs=0.3)
+        assert 20 < float(point["hr_dip_pct"]) < 35  # type: ignore[arg-type]
+        assert point["steps_peak30_per_min"] == WALK_STEPS
+        assert point["sleep_nights_7d"] == min(k + 1, 7)
+    week_end = stored[last]
+    assert week_end["social_jetlag_h"] == pytest.approx(1.75, abs=0.2)
+    assert week_end["sri_7d"] == pytest.approx(-100 + 200 * (1 - 2 * 210 / (6 * 1440)), abs=3)
+    assert 0.3 < float(week_end["steps_is_7d"]) <= 1.0  # type: ignore[arg-type]
+    assert week_end["hr_mesor_bpm"] == pytest.approx(66, abs=3)
+    # the night's HRV comes from the sleep period: the 23:30 window counts
+    assert week_end["hrv_night_windows"] == 2
+    assert week_end["ln_rmssd_night"] == pytest.approx(float(np.median(np.log([30.0, 50.0]))))
+    assert "counts_is_7d" not in week_end  # no accelerometer: absent, not zero

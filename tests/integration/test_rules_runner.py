@@ -9,6 +9,7 @@ them, and new data must resolve them.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from pathlib import Path
 
@@ -58,33 +59,21 @@ def stored_lines(study: str) -> list[str]:
     lines.append(
         schema.line("gateway_health", gw, {"uptime_s": 99.0, "seq": 5}, NOW - 2 * HOUR - NS)
     )
-    # p-2: 30 days of HRV windows and resting HR; the last 3 days RMSSD low, resting HR high
+    # p-2: 30 days of resting HR and nocturnal ln RMSSD as the service stores them in
+    # `daily` (no z-scores: the engine derives them); the last 3 days RMSSD low, HR high
     for k in range(30, 0, -1):
         low = k <= 3
         daily = {"study": study, "participant": "p-2", "tz": "UTC"}
         resting = 75.0 if low else float(rng.normal(60, 2))
-        lines.append(schema.line("daily", daily, {"resting_hr_bpm": resting}, day_ns(k)))
-        for w in range(16):
-            rmssd = 20.0 if low else float(rng.normal(45, 3))
-            win = {"study": study, "participant": "p-2", "window": "300s"}
-            lines.append(
-                schema.line(
-                    "hrv_window", win, {"rmssd_ms": rmssd, "quality": ""}, day_ns(k) + w * 3600 * NS
-                )
-            )
-    # p-3: the last 3 days most HRV windows failed quality checks
+        ln_rmssd = math.log(20.0) if low else float(rng.normal(math.log(45.0), 0.07))
+        fields = {"resting_hr_bpm": resting, "ln_rmssd_night": ln_rmssd}
+        lines.append(schema.line("daily", daily, fields, day_ns(k)))
+    # p-3: the last 3 nights most HRV windows had no usable RMSSD (a loose strap)
     for k in range(5, 0, -1):
-        for w in range(16):
-            quality = "low_coverage" if k <= 3 and w % 4 else ""
-            win = {"study": study, "participant": "p-3", "window": "300s"}
-            lines.append(
-                schema.line(
-                    "hrv_window",
-                    win,
-                    {"rmssd_ms": 40.0, "quality": quality},
-                    day_ns(k) + w * 3600 * NS,
-                )
-            )
+        daily = {"study": study, "participant": "p-3", "tz": "UTC"}
+        usable = 0.25 if k <= 3 else 1.0
+        fields = {"hrv_night_windows": 72, "hrv_night_usable_fraction": usable}
+        lines.append(schema.line("daily", daily, fields, day_ns(k)))
     return [line for line in lines if line]
 
 
@@ -151,3 +140,35 @@ def test_runner_raises_restores_and_resolves(pipeline: Pipeline) -> None:
     finally:
         listener.close()
         writer.close()
+
+
+def test_hrv_good_fraction_counts_windows_whose_rmssd_is_defined(pipeline: Pipeline) -> None:
+    """Flags that blank only DFA/SampEn/LF-HF do not make a window bad; blocking ones do."""
+    from processing.rules.influx_source import InfluxSource
+    from processing.rules.loader import load_rules_text
+
+    p = pipeline
+    win = {"study": p.study, "participant": "p-4", "window": "300s"}
+    qualities = ["", "dfa_undefined,sampen_undefined", "short_for_frequency,gap_in_window",
+                 "low_coverage", "many_artefacts,gap_in_window"]  # fmt: skip
+    lines = [
+        schema.line("hrv_window", win, {"rmssd_ms": 40.0, "quality": q}, day_ns(1) + i * 300 * NS)
+        for i, q in enumerate(qualities)
+    ]
+    writer = InfluxWriter(url=p.influx.url, org=p.influx.org, bucket=p.bucket, token=p.influx.token)
+    try:
+        writer.write([x for x in lines if x])
+    finally:
+        writer.close()
+    rules = load_rules_text(
+        '[[rule]]\nid = "q"\ndescription = "A screening signal for the study team, not a '
+        'diagnosis."\nscope = "participant"\ncondition = "hrv_good_fraction < 0.5"\n'
+        'severity = "info"\ncooldown = "0s"\nnotify = ["data-manager"]\n'
+    )
+    with p.client() as client:
+        source = InfluxSource(query_api=client.query_api(), org=p.influx.org, bucket=p.bucket,
+                              study=p.study, lookback_ns=5 * DAY, timezone="UTC")  # fmt: skip
+        read = source.daily(NOW, list(rules))["p-4"]
+    (day,) = read
+    assert read[day]["hrv_windows"] == 5.0
+    assert read[day]["hrv_good_fraction"] == 3 / 5

@@ -8,17 +8,28 @@ publishes only dead letters and alerts.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from collector import wire
 from processing.admin import broker as broker_admin
 from tests.integration.harness import wait_until
+from tests.integration.processing_fixture import Pipeline, hr_messages
 from tests.integration.security_stack import SECRETS, STUDY, Client, ShippedBroker, scratch
+from wellsense_cli import localservices as ls
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +129,7 @@ def test_gateway_publishes_only_its_own_participants_and_status(
     broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
 ) -> None:
     server, passwords = broker
-    processing = _client(clients, server, "wellsense-processing", server.secret("processing"))
+    processing = _client(clients, server, "wellsense-processing-w1", server.secret("processing-w1"))
     assert processing.connect()
     assert processing.subscribe(f"{ROOT}/#")[0].value < 0x80
     gw_a = _client(clients, server, "gw-a", passwords["gw-a"], client_id="wellsense-gw-gw-a")
@@ -190,7 +201,7 @@ def test_processing_reads_all_and_publishes_only_alerts_and_dead_letters(
     broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
 ) -> None:
     server, passwords = broker
-    processing = _client(clients, server, "wellsense-processing", server.secret("processing"))
+    processing = _client(clients, server, "wellsense-processing-w1", server.secret("processing-w1"))
     assert processing.connect()
     processing.subscribe(f"{ROOT}/+/+")
     processing.subscribe(f"{ROOT}/_gateways/+/health")
@@ -242,7 +253,7 @@ def test_broker_log_names_users_but_holds_no_password(
     server, passwords = broker
     text = server.log_file.read_text(errors="replace")
     assert "gw-a" in text  # connections are logged, by username
-    for secret in [*passwords.values(), server.secret("processing"), server.secret("admin")]:
+    for secret in [*passwords.values(), server.secret("processing-w1"), server.secret("admin")]:
         assert secret not in text
 
 
@@ -256,3 +267,137 @@ def test_a_broker_file_is_not_world_readable(
         server.directory / "secrets" / "admin-mqtt-password",
     ):
         assert path.stat().st_mode & 0o007 == 0, path
+
+
+# --------------------------------------------------------------------------- client ids
+
+
+def test_use_username_as_clientid_is_inside_the_listener_section(
+    broker: tuple[ShippedBroker, dict[str, str]],
+) -> None:
+    server, _ = broker
+    text = (server.directory / "conf.d" / "wellsense.conf").read_text()
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    listener = next(i for i, ln in enumerate(lines) if ln.startswith("listener "))
+    assert lines.index("use_username_as_clientid true") > listener
+
+
+@dataclass
+class _Login:
+    """What processing_fixture.Pipeline needs of a broker: where and who."""
+
+    url: str
+    username: str
+    password: str
+    ca_file: Path
+
+
+def _session_client(
+    server: ShippedBroker, user: str, password: str, client_id: str, *, clean: bool
+) -> tuple[mqtt.Client, list[str], threading.Event]:
+    received: list[str] = []
+    connected = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.tls_set(ca_certs=str(server.ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c.username_pw_set(user, password)
+    c.on_connect = lambda *_a: connected.set()
+    c.on_message = lambda _c, _u, msg: received.append(msg.topic)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 600
+    c.connect("127.0.0.1", server.port, clean_start=clean, properties=props)
+    c.loop_start()
+    return c, received, connected
+
+
+def test_a_gateway_cannot_take_over_or_destroy_processings_session(
+    broker: tuple[ShippedBroker, dict[str, str]], influxd: ls.Influxd, tmp_path: Path
+) -> None:
+    """The issue's reproduction: gateway credentials with processing's client id."""
+    server, passwords = broker
+    login = _Login(
+        f"mqtts://127.0.0.1:{server.port}",
+        "wellsense-processing-w1",
+        server.secret("processing-w1"),
+        server.ca_file,
+    )
+    pipe = Pipeline(login, influxd, tmp_path, study=STUDY, bucket=f"ids-{secrets.token_hex(4)}")  # type: ignore[arg-type]
+    pipe.new_bucket(pipe.bucket)
+    try:
+        service = pipe.start(features={"enabled": False})
+        client_id = service.config.client_id
+        assert pipe.stop(service) == 0  # offline; its session (and subscription) stays
+        gw = _client([], server, "gw-a", passwords["gw-a"])
+        assert gw.connect()
+        messages = hr_messages(study=STUDY, participant="p-aaaa0001", device="d-1", n_messages=5)
+        messages = [dataclasses.replace(m, gateway="gw-a") for m in messages]
+        for m in messages:
+            assert gw.publish(m.topic, wire.encode(m)).value == 0  # queued for processing
+        gw.close()
+        # The attack: gateway credentials, processing's client ids, clean start
+        # off (take the session) and on (destroy it).
+        for attempt_id, clean in (
+            (client_id, False),
+            (client_id, True),
+            ("wellsense-processing-w1", False),
+            ("wellsense-processing-w1", True),
+        ):
+            c, received, connected = _session_client(
+                server, "gw-a", passwords["gw-a"], attempt_id, clean=clean
+            )
+            assert connected.wait(10)
+            time.sleep(0.5)
+            c.disconnect()
+            c.loop_stop()
+            assert received == [], "the gateway got processing's queued messages"
+        again = pipe.start(features={"enabled": False})
+        wait_until(lambda: pipe.count("hr", "hr_bpm") == 25, 30, "all 5 queued messages stored")
+        assert again.metrics.messages_written == 5
+        assert pipe.stop(again) == 0
+    finally:
+        pipe.close()
+        with pipe.client() as client:
+            bucket = client.buckets_api().find_bucket_by_name(pipe.bucket)
+            if bucket is not None:
+                client.buckets_api().delete_bucket(bucket)
+
+
+def test_the_alert_publisher_has_its_own_account_beside_the_worker(
+    broker: tuple[ShippedBroker, dict[str, str]], influxd: ls.Influxd, tmp_path: Path
+) -> None:
+    """One session per account: worker and alert publisher connect side by side."""
+    from processing.rules.runner import MqttAlertSink
+
+    server, _ = broker
+    rules_password = tmp_path / "rules-password"
+    rules_password.write_text(server.secret("processing-rules"))
+    rules_password.chmod(0o600)
+    login = _Login(
+        f"mqtts://127.0.0.1:{server.port}",
+        "wellsense-processing-w1",
+        server.secret("processing-w1"),
+        server.ca_file,
+    )
+    bucket = f"rules-{secrets.token_hex(4)}"
+    pipe = Pipeline(login, influxd, tmp_path, study=STUDY, bucket=bucket)  # type: ignore[arg-type]
+    pipe.new_bucket(bucket)
+    rules = {
+        "mqtt_username": "wellsense-processing-rules",
+        "mqtt_password_file": str(rules_password),
+    }
+    service = pipe.start(features={"enabled": False}, rules=rules)
+    sink = MqttAlertSink(service.config, client_id=f"{service.config.client_id}-rules")
+    try:
+        assert sink.connected.wait(10)
+        time.sleep(2)  # a takeover would disconnect one of them by now
+        assert sink.connected.is_set() and service.connected.is_set()
+        log = server.log_file.read_text(errors="replace")
+        for account in ("wellsense-processing-w1", "wellsense-processing-rules"):
+            assert f"Client {account} already connected" not in log
+    finally:
+        sink.close(1)
+        assert pipe.stop(service) == 0
+        pipe.close()
+        with pipe.client() as client:
+            found = client.buckets_api().find_bucket_by_name(bucket)
+            if found is not None:
+                client.buckets_api().delete_bucket(found)

@@ -98,7 +98,7 @@ def stack(influxd: Influxd) -> Iterator[dict[str, Any]]:
         cwd=REPO,
         env={**env, **emulator.env, "PYTHONPATH": str(REPO)},
     )
-    processing = Client(server, "wellsense-processing", server.secret("processing"))
+    processing = Client(server, "wellsense-processing-w1", server.secret("processing-w1"))
     assert processing.connect()
     processing.subscribe(f"{ROOT}/+/+")
     try:

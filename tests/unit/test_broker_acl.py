@@ -40,8 +40,11 @@ def test_only_processing_writes_storage_confirmations() -> None:
             current = line.split()[1]
         elif line.startswith("topic ") and current:
             users.setdefault(current, []).append(line)
-    assert "topic write wellsense/v1/pilot/_gateways/+/stored" in users["wellsense-processing"]
-    assert "topic read wellsense/v1/pilot/_gateways/+/stored" not in users["wellsense-processing"]
+    processing = [u for u in users if u.startswith("wellsense-processing-")]
+    assert processing  # one account per worker, one for the alert publisher
+    for user in processing:
+        assert "topic write wellsense/v1/pilot/_gateways/+/stored" in users[user]
+        assert "topic read wellsense/v1/pilot/_gateways/+/stored" not in users[user]
 
 
 def test_acl_participants_reads_back_the_participants(tmp_path: Path) -> None:
@@ -68,3 +71,57 @@ def _settings() -> BrokerSettings:
         processing_user="wellsense-processing",
         admin_user="wellsense-admin",
     )
+
+
+def test_every_processing_worker_and_the_alert_publisher_get_their_own_account() -> None:
+    from processing.admin.settings import BrokerSettings
+
+    settings = BrokerSettings(
+        public_url="mqtts://b:8883",
+        ca_file=Path("ca"),
+        cert_file=Path("c"),
+        key_file=Path("k"),
+        port=8883,
+        bind_address="0.0.0.0",
+        password_file=Path("p"),
+        acl_file=Path("a"),
+        processing_user="wellsense-processing",
+        admin_user="wellsense-admin",
+        processing_workers=("w1", "w2"),
+    )
+    text = broker.render_acl_header("pilot", settings)
+    users = [ln.split()[1] for ln in text.splitlines() if ln.startswith("user ")]
+    assert users == [
+        "wellsense-processing-w1",
+        "wellsense-processing-w2",
+        "wellsense-processing-rules",
+        "wellsense-admin",
+    ]
+    for block in text.split("\nuser ")[1:4]:
+        assert "topic read wellsense/v1/pilot/#" in block
+        assert "topic write wellsense/v1/pilot/_alerts/#" in block
+        assert "topic write wellsense/v1/pilot/+" not in block
+    conf = broker.render_conf(settings)
+    lines = [ln for ln in conf.splitlines() if ln and not ln.startswith("#")]
+    listener = next(i for i, ln in enumerate(lines) if ln.startswith("listener "))
+    assert lines.index("use_username_as_clientid true") > listener
+
+
+def test_a_re_run_of_broker_init_renews_the_header_and_keeps_the_gateways(tmp_path: Path) -> None:
+    from processing.admin import settings
+    from tests.integration.security_stack import write_admin_toml
+
+    config = settings.load(write_admin_toml(tmp_path, port=8883))
+    acl = config.broker.acl_file
+    broker.init(config, tmp_path / "conf.d", tmp_path / "secrets")
+    broker.set_gateway_acl(acl, config.study.id, "gw-a", ["p-1"])
+    # An ACL from before per-worker accounts, with a gateway block.
+    old = acl.read_text().replace("wellsense-processing-w1", "wellsense-processing")
+    acl.write_text(old)
+    report = broker.init(config, tmp_path / "conf.d", tmp_path / "secrets")
+    text = acl.read_text()
+    assert "kept 1 gateway blocks" in report
+    assert "user wellsense-processing\n" not in text
+    assert text.count("user wellsense-processing-w1\n") == 1
+    assert broker.acl_participants(acl, "gw-a") == {"p-1"}
+    assert (tmp_path / "secrets" / "processing-rules-mqtt-password").stat().st_mode & 0o077 == 0

@@ -27,13 +27,13 @@ def test_daily_activity_hand_case() -> None:
     wear = np.ones(c.size, dtype=bool)
     wear[1440:2400] = False  # 480 worn minutes left on day 2 -> invalid (< 600)
     d = daily_activity(t, c, wear)
-    assert d.features["activity_mean"][0] == pytest.approx(75.0)
-    assert d.features["activity_sd"][0] == pytest.approx(np.std(c[:1440], ddof=1))
-    assert d.features["zero_fraction"][0] == pytest.approx(0.5)
-    assert d.features["sedentary_min"][0] == 720
-    assert d.features["mvpa_min"][0] == 0
+    assert d.features["counts_mean_per_min"][0] == pytest.approx(75.0)
+    assert d.features["counts_sd_per_min"][0] == pytest.approx(np.std(c[:1440], ddof=1))
+    assert d.features["counts_zero_fraction"][0] == pytest.approx(0.5)
+    assert d.features["counts_sedentary_min"][0] == 720
+    assert d.features["counts_mvpa_min"][0] == 0
     assert d.valid.tolist() == [True, False]
-    assert np.isnan(d.features["activity_mean"][1])
+    assert np.isnan(d.features["counts_mean_per_min"][1])
 
 
 def test_regular_minutes_fills_dst_gap_with_nan() -> None:

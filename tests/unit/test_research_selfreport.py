@@ -79,7 +79,7 @@ def test_phq9_total_only_when_all_items_are_answered() -> None:
 def test_pairing_uses_last_night_and_the_same_day() -> None:
     days = pd.DataFrame(
         {
-            "mvpa_min": [30.0, 40.0],
+            "counts_mvpa_min": [30.0, 40.0],
             "hr_mean": [60.0, 61.0],
             "sleep_offset": ["2025-11-02 07:00", "2025-11-03 06:30"],
             "sleep_asleep_min": [420.0, 450.0],

@@ -101,7 +101,9 @@ def history_csv(path: Path) -> Path:
             }
         )
     for k, z in enumerate(["-0.5", "-2.5", "-2.4", "-3.1", "0.2"]):
-        rows.append({"time": f"2025-11-{20 + k:02d}", "participant": "p-0001", "rmssd_ms_z": z})
+        rows.append(
+            {"time": f"2025-11-{20 + k:02d}", "participant": "p-0001", "ln_rmssd_night_z": z}
+        )
     rows.append(
         {
             "time": "2025-11-26T12:00:00Z",

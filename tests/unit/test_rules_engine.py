@@ -189,8 +189,8 @@ def baseline(mean: float, sd: float, n: int = 28, seed: int = 1) -> list[float |
 
 BASELINE_RULES = [
     ("baseline-resting-hr-high", "resting_hr_bpm", 60.0, 2.0, +8.0, 3),
-    ("baseline-rmssd-low", "rmssd_ms", 45.0, 5.0, -20.0, 3),
-    ("baseline-activity-low", "activity_mean", 300.0, 40.0, -160.0, 5),
+    ("baseline-rmssd-low", "ln_rmssd_night", 3.8, 0.1, -0.5, 3),
+    ("baseline-activity-low", "steps_mean_per_min", 30.0, 4.0, -16.0, 5),
 ]
 
 
@@ -229,20 +229,20 @@ def test_baseline_rule_cooldown(
 
 
 def test_baseline_needs_seven_days(h: Harness) -> None:
-    run_daily(h, "rmssd_ms", [45.0, 46.0, 44.0, 10.0, 10.0, 10.0])  # no baseline yet
+    run_daily(h, "ln_rmssd_night", [3.8, 3.9, 3.7, 2.3, 2.3, 2.3])  # no baseline yet
     assert daily_events(h, "baseline-rmssd-low") == []
 
 
 def test_supplied_z_scores_are_used_as_given(h: Harness) -> None:
     for k, z in enumerate([-2.5, -2.5, -2.5, 0.0]):
-        feed(h, "p-0002", k, {"rmssd_ms_z": z})
+        feed(h, "p-0002", k, {"ln_rmssd_night_z": z})
     assert daily_events(h, "baseline-rmssd-low") == [("firing", 2), ("resolved", 3)]
 
 
 def test_hrv_quality_low(h: Harness) -> None:
-    good = {"hrv_windows": 200.0, "hrv_good_fraction": 0.9}
-    bad = {"hrv_windows": 200.0, "hrv_good_fraction": 0.3}
-    sparse = {"hrv_windows": 3.0, "hrv_good_fraction": 0.0}  # too little data to judge
+    good = {"hrv_night_windows": 72.0, "hrv_night_usable_fraction": 0.9}
+    bad = {"hrv_night_windows": 72.0, "hrv_night_usable_fraction": 0.3}
+    sparse = {"hrv_night_windows": 3.0, "hrv_night_usable_fraction": 0.0}  # too little to judge
     seq = [good, bad, bad, sparse, bad, bad, bad, bad, good, bad, bad, bad, good]
     seq += [good] * 2 + [bad] * 3
     for k, f in enumerate(seq):
@@ -259,16 +259,16 @@ def test_hrv_quality_low(h: Harness) -> None:
 
 def test_a_missing_day_holds_the_state(h: Harness) -> None:
     for k in range(3):
-        feed(h, "p-0001", k, {"rmssd_ms_z": -3.0})
-    feed(h, "p-0001", 4, {"rmssd_ms_z": -3.0})  # day 3 missing: unknown, still firing
+        feed(h, "p-0001", k, {"ln_rmssd_night_z": -3.0})
+    feed(h, "p-0001", 4, {"ln_rmssd_night_z": -3.0})  # day 3 missing: unknown, still firing
     assert daily_events(h, "baseline-rmssd-low") == [("firing", 2)]
     assert ("baseline-rmssd-low", Subject.of_participant("p-0001")) in h.engine.open_alerts()
 
 
 def test_recomputed_day_replaces_the_old_values(h: Harness) -> None:
     for k in range(3):
-        feed(h, "p-0001", k, {"rmssd_ms_z": -3.0})
-    feed(h, "p-0001", 2, {"rmssd_ms_z": 0.5})  # day 2 recomputed with late data
+        feed(h, "p-0001", k, {"ln_rmssd_night_z": -3.0})
+    feed(h, "p-0001", 2, {"ln_rmssd_night_z": 0.5})  # day 2 recomputed with late data
     assert daily_events(h, "baseline-rmssd-low") == [("firing", 2), ("resolved", 2)]
 
 
