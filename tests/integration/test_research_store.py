@@ -204,7 +204,7 @@ def test_open_mhealth_export_follows_the_schemas(study: Study, tmp_path: Path) -
     assert first["header"]["schema_id"] == {
         "namespace": "omh",
         "name": "rr-interval",
-        "version": "2.0",
+        "version": "1.0",
     }
     assert first["header"]["user_id"] == "p-alpha"
     assert {"id", "creation_date_time", "schema_id"} <= set(first["header"])
@@ -220,6 +220,39 @@ def test_open_mhealth_export_follows_the_schemas(study: Study, tmp_path: Path) -
     assert hr[0]["body"]["heart_rate"]["unit"] == "beats/min"
     assert rfc3339.match(hr[0]["body"]["effective_time_frame"]["date_time"])
     assert len({p["header"]["id"] for p in hr}) == len(hr)
+    # one creation time per export (InfluxDB keeps no write time), never a sample time
+    created = {p["header"]["creation_date_time"] for p in points + hr}
+    assert len(created) == 1 and rfc3339.match(created.pop())
+    provenance = first["header"]["acquisition_provenance"]
+    assert provenance["source_creation_date_time"] == interval["end_date_time"]
+
+
+def test_open_mhealth_export_validates_and_streams_ndjson(study: Study, tmp_path: Path) -> None:
+    """Every exported data point validates against the official Open mHealth
+    JSON schemas (data-point 1.0, header 1.2, heart-rate 2.0, rr-interval 1.0),
+    and the NDJSON format holds the same points, one per line."""
+    from tests.unit.omh_schemas import check_data_point
+
+    with study.store() as store:
+        for fmt, sub in (("omh", "json"), ("omh-ndjson", "nd")):
+            export.export(
+                store,
+                tmp_path / sub,
+                fmt=fmt,
+                measurements=("hr", "rr"),
+                participants=["p-alpha"],
+                start="2025-11-01",
+                stop="2025-11-01",
+            )
+    for name in ("heart-rate", "rr-interval"):
+        array = json.loads((tmp_path / "json" / f"{name}.json").read_text())
+        lines = (tmp_path / "nd" / f"{name}.ndjson").read_text().splitlines()
+        streamed = [json.loads(line) for line in lines]
+        assert array and len(streamed) == len(array)
+        assert [p["header"]["id"] for p in streamed] == [p["header"]["id"] for p in array]
+        assert [p["body"] for p in streamed] == [p["body"] for p in array]
+        for point in array + streamed:
+            check_data_point(point)
 
 
 # --------------------------------------------------------------------------- CLIs
