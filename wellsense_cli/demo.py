@@ -43,14 +43,13 @@ def _say(text: str) -> None:
 
 
 def _services(directory: Path) -> tuple[dict[str, str], bool]:
-    """Settings of running local services, starting them if needed; True if started now."""
-    directory = directory.resolve()
-    state = ls.load_state(directory)
-    if state and all(ls.running(state).values()):
-        return state["env"], False
-    services = ls.start_services(directory)
-    ls.save_state(directory, services)
-    return services.env(), True
+    """Settings of running local services, starting what is down; True if any started now.
+
+    A second demo after ``make services-down`` reuses the data folder with its
+    recorded token and ports (see ``localservices.ensure_services``).
+    """
+    services, started = ls.ensure_services(directory.resolve())
+    return services.env(), bool(started)
 
 
 def _spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
