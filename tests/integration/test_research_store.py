@@ -599,3 +599,21 @@ def test_every_grafana_query_runs_and_returns_rows(study: Study, name: str, quer
         rows = list(store.rows(_substitute(query, study)))
     assert rows, f"{name}: no rows"
     assert all(not (isinstance(v, float) and math.isnan(v)) for r in rows for v in r.values())
+
+
+def test_series_count_is_tag_sets_times_field_keys(study: Study) -> None:
+    """docs/storage.md's cardinality formula: a series is a measurement, a tag
+    set and a field key (Flux returns one table per series), not a tag set."""
+    span = "start: 2025-10-31T00:00:00Z, stop: 2025-11-12T00:00:00Z"
+    with study.store() as store:
+        series = list(
+            store.rows(
+                f'from(bucket: "{study.bucket}") |> range({span})'
+                ' |> filter(fn: (r) => r._measurement == "hr") |> first()'
+                ' |> keep(columns: ["_field", "study", "participant", "device"]) |> group()'
+            )
+        )
+    tag_sets = {(r["study"], r["participant"], r["device"]) for r in series}
+    fields = {r["_field"] for r in series}
+    assert len(tag_sets) == len(study.synth.participants) and len(fields) >= 3
+    assert len(series) == len(tag_sets) * len(fields)
