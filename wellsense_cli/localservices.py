@@ -191,8 +191,27 @@ def make_test_pki(directory: Path) -> tuple[Path, Path, Path]:
 # --------------------------------------------------------------------------- Mosquitto
 
 
+class _Server:
+    """A server process this module started: stopped by its pid, never by name."""
+
+    pid: int | None
+    exe: str
+
+    def start(self) -> _Server:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            stop_pid(self.pid, self.exe)
+            self.pid = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @dataclass
-class Mosquitto:
+class Mosquitto(_Server):
     """A Mosquitto broker with TLS, a password file and an ACL, on a loopback port."""
 
     directory: Path
@@ -288,15 +307,6 @@ class Mosquitto:
                 tls.unwrap()  # sends close_notify; the broker answers with its own
             return True
 
-    def stop(self) -> None:
-        if self.pid is not None:
-            stop_pid(self.pid, self.exe)
-            self.pid = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
     def env(self) -> dict[str, str]:
         return {
             "WELLSENSE_MQTT_URL": self.url,
@@ -348,7 +358,7 @@ def find_influxd() -> str:
 
 
 @dataclass
-class Influxd:
+class Influxd(_Server):
     """An InfluxDB 2.x server on a loopback port, onboarded with an operator token."""
 
     directory: Path
@@ -434,15 +444,6 @@ class Influxd:
                 f"InfluxDB onboarding failed: HTTP {exc.code} {exc.read()[:300]!r}"
             ) from None
         self.token = token
-
-    def stop(self) -> None:
-        if self.pid is not None:
-            stop_pid(self.pid, self.exe)
-            self.pid = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def env(self) -> dict[str, str]:
         return {
