@@ -340,6 +340,12 @@ def test_cli_query_and_export(
     captured = capsys.readouterr()
     assert "export 100%" in captured.err and "rr.parquet" in captured.out
     assert len(pd.read_parquet(out / "daily.parquet")) == 19  # p-bravo skips a day
+    nd = tmp_path / "nd"
+    assert cli_export.main(["--out", str(nd), "--format", "omh-ndjson", "-p", "p-alpha", "-q"]) == 0
+    assert sorted(p.name for p in nd.iterdir()) == ["heart-rate.ndjson", "rr-interval.ndjson"]
+    first = json.loads((nd / "rr-interval.ndjson").read_text().split("\n", 1)[0])
+    assert first["header"]["schema_id"]["version"] == "1.0"
+    capsys.readouterr()
     monkeypatch.setenv("WELLSENSE_INFLUX_TOKEN", "wrong-token")
     assert cli_export.main(["--out", str(out), "--quiet"]) == 1
     assert "401" in capsys.readouterr().err
