@@ -35,7 +35,12 @@ def stop_hint(directory: Path) -> str:
 
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("up", "down", "restart", "env", "status"))
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "restart", "env", "status"),
+        help="up: start what is not running; down: stop them (data and settings kept); "
+        "restart SERVICE; env: print the settings as export lines; status",
+    )
     parser.add_argument(
         "service",
         nargs="?",
