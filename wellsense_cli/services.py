@@ -84,11 +84,11 @@ def main(argv: list[str], prog: str) -> int:
     state = ls.load_state(directory)
     if args.action == "down":
         stopped = ls.stop_recorded(directory)
+        what = ", ".join(stopped) if stopped else "nothing was running"
+        print(f"# stopped the services recorded in {directory}: {what}", file=sys.stderr)
         if args.purge and directory.exists():
             shutil.rmtree(directory)
             print(f"# deleted {directory}", file=sys.stderr)
-        what = ", ".join(stopped) if stopped else "nothing was running"
-        print(f"# stopped the services recorded in {directory}: {what}", file=sys.stderr)
         return 0
     if state is None:
         print(
