@@ -252,6 +252,12 @@ def test_up_down_up_reuses_the_data_folder_and_its_token(svc_dir: Path) -> None:
     assert _mqtt_accepts(again.env())
     assert (svc_dir / ls.STATE_FILE).stat().st_mode & 0o777 == 0o600
 
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cli = [sys.executable, "-m", "wellsense_cli.main", "services"]
+    purge = [*cli, "down", "--purge", "--dir", str(svc_dir)]
+    subprocess.run(purge, env=env, timeout=60, check=True, capture_output=True)
+    assert not svc_dir.exists() and _processes_under(svc_dir) == []
+
 
 def test_up_after_only_mosquitto_died_keeps_influxd(svc_dir: Path) -> None:
     services, _ = ls.ensure_services(svc_dir)
