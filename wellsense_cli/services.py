@@ -33,6 +33,13 @@ def stop_hint(directory: Path) -> str:
     return f"wellsense services down --dir {shlex.quote(str(directory))}"
 
 
+def env_hint(directory: Path) -> str:
+    """The command that loads the settings of the services of ``directory``."""
+    if directory == DEFAULT_DIR.resolve():
+        return 'eval "$(make -s services-env)"'
+    return f'eval "$(wellsense services env --dir {shlex.quote(str(directory))})"'
+
+
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument(

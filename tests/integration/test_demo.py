@@ -55,6 +55,8 @@ def test_demo_runs_a_compressed_day_and_reports_per_participant() -> None:
         assert [r[0] for r in rows[:2]] == ["p-0001", "p-0002"]
         assert all(int(r[1].replace(",", "")) > 100 for r in rows[:2])  # HR samples stored
         assert "the services are still running" in out
+        # Its own services folder: the hints name it, not `make services-down`.
+        assert f"wellsense services down --dir {services.resolve()}" in out
     finally:
         state = ls.load_state(services)
         if state:
