@@ -4,6 +4,7 @@ Examples::
 
     wellsense export --out export/ --format parquet --from 2025-01-01 --to 2025-06-30
     wellsense export --out omh/ --format omh -m hr -m rr -p p-7f3a9c --from 2025-11-20
+    wellsense export --out omh/ --format omh-ndjson --from 2025-01-01   # one data point a line
     wellsense export --out csv/ -m hrv_window -m daily -m self_report
 
 One file per measurement (see ``processing.research.export``); a summary
