@@ -324,17 +324,14 @@ def test_an_influxdb_folder_without_its_token_is_refused_before_starting(svc_dir
     assert _processes_under(svc_dir) == []
 
 
-def test_readiness_probe_closes_tls_cleanly(tmp_path: Path) -> None:
+def test_readiness_probe_closes_tls_cleanly() -> None:
     """The launcher's probe completes the handshake and sends close_notify, so
     Mosquitto logs no OpenSSL "unexpected eof"; a bare TCP close does (control)."""
     from tests.conftest import scratch_dir
 
     broker = ls.Mosquitto(scratch_dir("probe")).start()
     log_path = broker.directory / "mosquitto.log"
-    env = {
-        **broker.env(),
-        "WELLSENSE_MQTT_URL": broker.url,
-    }
+    env = broker.env()
     try:
         for _ in range(5):
             assert broker._tls_ready()
