@@ -19,13 +19,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # test renders the HTML report headless.
 DEB_PACKAGES := mosquitto dbus-daemon openssl python3-venv ca-certificates chromium
 
-.PHONY: help setup deps venv influxd test test-fast lint demo services-up services-down services-env bench clean
+.PHONY: help setup deps venv influxd test test-fast lint demo services-up services-down services-purge services-env bench clean
 
 help:
 	@echo "make demo           end-to-end demo on simulated wearables and local services"
 	@echo "make test           the whole test suite (unit, property, integration, fault)"
 	@echo "make services-up    start local Mosquitto + InfluxDB 2.x, print their settings"
-	@echo "make services-down  stop exactly the services that services-up started"
+	@echo "make services-down  stop exactly the services that services-up started (keeps data)"
+	@echo "make services-purge stop them and delete .services (data, logs, settings)"
 	@echo "make bench          run the benchmarks (JSON on stdout)"
 	@echo "make lint           ruff + mypy"
 
@@ -77,6 +78,9 @@ services-up: setup
 services-down:
 	@if [ -x $(BIN)/wellsense ]; then $(BIN)/wellsense services down --dir .services; else echo "nothing to stop"; fi
 
+services-purge:
+	@if [ -x $(BIN)/wellsense ]; then $(BIN)/wellsense services down --purge --dir .services; else rm -rf .services; fi
+
 services-env:
 	@$(BIN)/wellsense services env --dir .services
 
@@ -86,5 +90,5 @@ bench: setup
 	  WELLSENSE_INFLUXD=$(INFLUXD) $(BIN)/python $$b || failed="$$failed $$b"; done; \
 	  if [ -n "$$failed" ]; then echo "benchmarks that failed:$$failed" >&2; exit 1; fi
 
-clean:
+clean: services-down
 	rm -rf $(STAMPS) .services .demo .pytest_cache .ruff_cache .mypy_cache

@@ -55,7 +55,8 @@ def load_window_function() -> WindowFunction:
     except ImportError as exc:
         raise MinimiseUnavailableError(
             f"[minimise] enabled needs NumPy and SciPy ({exc.name or exc} is missing): "
-            "pip install 'wellsense[minimise]'"
+            "install the minimise extra from a WellSense checkout or wheel, e.g. "
+            "pip install '/path/to/wellsense[minimise]'"
         ) from None
     return hrv_window_at
 

@@ -1,8 +1,8 @@
 """Daily data-completeness summary: pure NumPy, arrays in, numbers out.
 
 Wear time and data completeness are first-class data in WellSense (adherence
-drops silently otherwise). These are service-level counts, not mood-proxy
-features; the physiological daily features live in ``processing.features``
+drops silently otherwise). These are service-level counts, not behavioural or
+physiological markers; the physiological daily features live in ``processing.features``
 (``heart_rate.daily_hr`` is added to the same ``daily`` point).
 
 Definitions (one participant, one local day):

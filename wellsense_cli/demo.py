@@ -44,14 +44,13 @@ def _say(text: str) -> None:
 
 
 def _services(directory: Path) -> tuple[dict[str, str], bool]:
-    """Settings of running local services, starting them if needed; True if started now."""
-    directory = directory.resolve()
-    state = ls.load_state(directory)
-    if state and all(ls.running(state).values()):
-        return state["env"], False
-    services = ls.start_services(directory)
-    ls.save_state(directory, services)
-    return services.env(), True
+    """Settings of running local services, starting what is down; True if any started now.
+
+    A second demo after ``make services-down`` reuses the data folder with its
+    recorded token and ports (see ``localservices.ensure_services``).
+    """
+    services, started = ls.ensure_services(directory.resolve())
+    return services.env(), bool(started)
 
 
 def _spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -286,7 +285,7 @@ def run_demo(args: argparse.Namespace) -> int:
         _stop(collector)
         _say("      letting processing finish the last windows and daily features ...")
         _wait_for_features(env, run, window)
-    code = _summary(env, run, window)
+    code = _summary(env, run, window, Path(args.services_dir).resolve())
     _say(demo_staff.finish(run.directory, run.study, child_env, run.participants))
     return code
 
@@ -385,7 +384,7 @@ def _alerts(
     ]
 
 
-def _summary(env: dict[str, str], run: Run, window: tuple[str, str]) -> int:
+def _summary(env: dict[str, str], run: Run, window: tuple[str, str], services_dir: Path) -> int:
     hr = _counts(env, run, "hr", "hr_bpm", window)
     rr = _counts(env, run, "rr", "rr_ms", window)
     act = _counts(env, run, "activity", "cadence_spm", window)
@@ -425,6 +424,8 @@ def _summary(env: dict[str, str], run: Run, window: tuple[str, str]) -> int:
         _say("\n  No alerts fired (rules in rules/*.toml).")
     messages = sum(n for n, _ in sequences.values())
     missing = sum(m for _, m in sequences.values())
+    from wellsense_cli.services import env_hint, stop_hint
+
     _say(f"""
 Every participant {"has" if ok else "does NOT have"} raw samples and HRV features.
 Exactly once: {messages:,} gateway messages stored, {missing} sequence numbers missing
@@ -432,12 +433,12 @@ Exactly once: {messages:,} gateway messages stored, {missing} sequence numbers m
 Logs and configs: {run.directory}/ (collector.log, processing.log, emulator.log)
 
 Look further (the services are still running):
-  eval "$(make -s services-env)"          # the eight WELLSENSE_* settings
+  {env_hint(services_dir):<39} # the eight WELLSENSE_* settings
   export WELLSENSE_STUDY={run.study}
   .venv/bin/wellsense query participants
   .venv/bin/wellsense query hrv_window -p p-0001 --from {window[0][:10]} --to {window[0][:10]}
   .venv/bin/wellsense report p-0001 --from {window[0][:10]} --to {window[0][:10]} --out report.html
-  make services-down                      # stop Mosquitto and InfluxDB when done
+  {stop_hint(services_dir):<39} # stop Mosquitto and InfluxDB when done
 """)
     return 0 if ok and missing == 0 else 1
 

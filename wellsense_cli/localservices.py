@@ -191,8 +191,27 @@ def make_test_pki(directory: Path) -> tuple[Path, Path, Path]:
 # --------------------------------------------------------------------------- Mosquitto
 
 
+class _Server:
+    """A server process this module started: stopped by its pid, never by name."""
+
+    pid: int | None
+    exe: str
+
+    def start(self) -> _Server:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            stop_pid(self.pid, self.exe)
+            self.pid = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @dataclass
-class Mosquitto:
+class Mosquitto(_Server):
     """A Mosquitto broker with TLS, a password file and an ACL, on a loopback port."""
 
     directory: Path
@@ -270,25 +289,23 @@ class Mosquitto:
         log_path = self.directory / "mosquitto.log"
         proc = _start([exe, "-c", str(conf)], log_path)
         self.pid = proc.pid
-        _wait_for(self._tls_ready, "mosquitto", proc, log_path)
+        try:
+            _wait_for(self._tls_ready, "mosquitto", proc, log_path)
+        except BaseException:
+            self.stop()  # a failed start leaves no process behind
+            raise
         return self
 
     def _tls_ready(self) -> bool:
+        """A full TLS handshake, then a clean TLS close (close_notify) and a wait
+        for the broker's side: a bare TCP close after the handshake makes
+        Mosquitto log an OpenSSL "unexpected eof while reading" at every start."""
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        with (
-            socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw,
-            ctx.wrap_socket(raw, server_hostname="127.0.0.1"),
-        ):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
+            tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            with contextlib.suppress(OSError):
+                tls.unwrap()  # sends close_notify; the broker answers with its own
             return True
-
-    def stop(self) -> None:
-        if self.pid is not None:
-            stop_pid(self.pid, self.exe)
-            self.pid = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def env(self) -> dict[str, str]:
         return {
@@ -341,7 +358,7 @@ def find_influxd() -> str:
 
 
 @dataclass
-class Influxd:
+class Influxd(_Server):
     """An InfluxDB 2.x server on a loopback port, onboarded with an operator token."""
 
     directory: Path
@@ -361,6 +378,16 @@ class Influxd:
         if not self.port:
             self.port = free_port()
         d = self.directory
+        if self.token and not (d / "influxd.bolt").exists():
+            self.token = ""  # the data folder is gone: onboard a new one
+        if not self.token and (d / "influxd.bolt").exists():
+            # Onboarding works once per data folder; without its token the
+            # folder is unusable, and starting a server on it would only fail.
+            raise ServiceError(
+                f"{d} holds an InfluxDB that was set up earlier, but its operator token "
+                "is not recorded: remove that folder (or run 'wellsense services down "
+                "--purge --dir ...') to start afresh"
+            )
         d.mkdir(parents=True, exist_ok=True)
         log_path = d / "influxd.log"
         argv = [
@@ -378,9 +405,13 @@ class Influxd:
         ]
         proc = _start(argv, log_path)
         self.pid = proc.pid
-        _wait_for(self._healthy, "influxd", proc, log_path)
-        if not self.token:
-            self._onboard()
+        try:
+            _wait_for(self._healthy, "influxd", proc, log_path)
+            if not self.token:
+                self._onboard()
+        except BaseException:
+            self.stop()  # a failed start leaves no process behind
+            raise
         return self
 
     def _healthy(self) -> bool:
@@ -388,14 +419,14 @@ class Influxd:
             return bool(json.load(resp).get("status") == "pass")
 
     def _onboard(self) -> None:
-        self.token = secrets.token_urlsafe(32)
+        token = secrets.token_urlsafe(32)
         body = json.dumps(
             {
                 "username": "wellsense-admin",
                 "password": secrets.token_urlsafe(18),
                 "org": self.org,
                 "bucket": self.bucket,
-                "token": self.token,
+                "token": token,
                 "retentionPeriodSeconds": 0,
             }
         ).encode()
@@ -412,15 +443,7 @@ class Influxd:
             raise ServiceError(
                 f"InfluxDB onboarding failed: HTTP {exc.code} {exc.read()[:300]!r}"
             ) from None
-
-    def stop(self) -> None:
-        if self.pid is not None:
-            stop_pid(self.pid, self.exe)
-            self.pid = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+        self.token = token
 
     def env(self) -> dict[str, str]:
         return {
@@ -460,30 +483,112 @@ class LocalServices:
         self.influxd.stop()
 
 
-def start_services(directory: Path) -> LocalServices:
-    directory.mkdir(parents=True, exist_ok=True)
-    mosquitto = Mosquitto(directory / "mosquitto").start()
-    try:
-        influxd = Influxd(directory / "influxdb").start()
-    except BaseException:
-        mosquitto.stop()
-        raise
-    return LocalServices(mosquitto, influxd)
-
-
+SERVICES = ("mosquitto", "influxd")
 STATE_FILE = "services.json"
 
 
+def start_services(directory: Path) -> LocalServices:
+    """Start both services afresh in ``directory`` (new ports and secrets)."""
+    services, _ = ensure_services(directory, fresh=True)
+    return services
+
+
+def ensure_services(
+    directory: Path, *, restart: tuple[str, ...] = (), fresh: bool = False
+) -> tuple[LocalServices, list[str]]:
+    """Both services running under ``directory``; returns them and the names started now.
+
+    A service whose recorded process still runs is kept (unless named in
+    ``restart``); one that is down is started again on its recorded port, with
+    its recorded password or token, so settings printed earlier stay valid and
+    InfluxDB is not onboarded twice. The state file is rewritten after each
+    start. If a start fails, the services started by this call are stopped and
+    the error is raised: nothing is left running unrecorded.
+    """
+    unknown = set(restart) - set(SERVICES)
+    if unknown:
+        raise ValueError(f"unknown service(s) {sorted(unknown)}: one of {SERVICES}")
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {} if fresh else (load_state(directory) or {})
+    env: dict[str, str] = state.get("env", {})
+    alive = running(state) if state else dict.fromkeys(SERVICES, False)
+    services = LocalServices(
+        Mosquitto(
+            directory / "mosquitto",
+            port=int(state.get("mosquitto", {}).get("port") or 0),
+            password=env.get("WELLSENSE_MQTT_PASSWORD", ""),
+        ),
+        Influxd(
+            directory / "influxdb",
+            port=int(state.get("influxd", {}).get("port") or 0),
+            token=env.get("WELLSENSE_INFLUX_TOKEN", ""),
+        ),
+    )
+    started: list[str] = []
+    try:
+        for name in SERVICES:
+            service: Mosquitto | Influxd = getattr(services, name)
+            entry = state.get(name, {})
+            if alive[name]:
+                service.pid, service.exe = int(entry["pid"]), str(entry["exe"])
+                if name not in restart:
+                    continue
+                service.stop()
+            service.start()
+            started.append(name)
+            save_state(directory, services)
+    except BaseException:
+        for name in started:
+            getattr(services, name).stop()
+        if state or started:
+            save_state(directory, services)
+        raise
+    save_state(directory, services)
+    return services, started
+
+
+def stop_recorded(directory: Path) -> list[str]:
+    """Stop the processes recorded in ``directory`` (by pid); keep their settings.
+
+    The ports, password and token stay in the state file so that the next
+    ``ensure_services`` reuses the data folder instead of onboarding it again.
+    Returns the names of the services that were running.
+    """
+    state = load_state(directory)
+    if state is None:
+        return []
+    stopped = [n for n, up in running(state).items() if up]
+    for name in SERVICES:
+        entry = state.get(name, {})
+        if entry.get("pid"):
+            stop_pid(int(entry["pid"]), str(entry["exe"]))
+        entry["pid"] = None
+    _write_state(directory, state)
+    return stopped
+
+
 def save_state(directory: Path, services: LocalServices) -> None:
+    """Record pids, ports and the settings (passwords, token) in a 0600 file."""
     state = {
-        "mosquitto": {"pid": services.mosquitto.pid, "exe": services.mosquitto.exe},
-        "influxd": {"pid": services.influxd.pid, "exe": services.influxd.exe},
-        "env": services.env(),
-        "started": time.time(),
+        name: {
+            "pid": getattr(services, name).pid,
+            "exe": getattr(services, name).exe,
+            "port": getattr(services, name).port,
+        }
+        for name in SERVICES
     }
+    _write_state(directory, {**state, "env": services.env(), "started": time.time()})
+
+
+def _write_state(directory: Path, state: dict[str, Any]) -> None:
     path = directory / STATE_FILE
-    path.write_text(json.dumps(state, indent=2, default=str))
-    path.chmod(0o600)  # it holds the passwords and the token
+    tmp = path.with_suffix(".tmp")
+    # Created 0600 before anything is written: it holds the passwords and the token.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(state, indent=2, default=str))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def load_state(directory: Path) -> dict[str, Any] | None:
@@ -496,11 +601,15 @@ def load_state(directory: Path) -> dict[str, Any] | None:
 
 def running(state: dict[str, Any]) -> dict[str, bool]:
     out = {}
-    for name in ("mosquitto", "influxd"):
-        pid = state[name]["pid"]
+    for name in SERVICES:
+        entry = state.get(name) or {}
+        pid = entry.get("pid")
+        if not pid:
+            out[name] = False
+            continue
         try:
             exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-            out[name] = Path(exe).name == Path(state[name]["exe"]).name and not _is_zombie(pid)
+            out[name] = Path(exe).name == Path(entry["exe"]).name and not _is_zombie(pid)
         except OSError:
             out[name] = False
     return out

@@ -1,4 +1,4 @@
-"""Passive mood-proxy features: pure NumPy/SciPy functions, arrays in, numbers out.
+"""Passive behavioural and physiological markers: pure NumPy/SciPy, arrays in, numbers out.
 
 One module per domain: ``rr_clean`` (artefacts, gaps, quality), ``hrv``,
 ``heart_rate``, ``night_hrv`` (nocturnal ln RMSSD), ``activity``,

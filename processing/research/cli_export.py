@@ -4,6 +4,7 @@ Examples::
 
     wellsense export --out export/ --format parquet --from 2025-01-01 --to 2025-06-30
     wellsense export --out omh/ --format omh -m hr -m rr -p p-7f3a9c --from 2025-11-20
+    wellsense export --out omh/ --format omh-ndjson --from 2025-01-01   # one data point a line
     wellsense export --out csv/ -m hrv_window -m daily -m self_report
 
 One file per measurement (see ``processing.research.export``); a summary
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from . import _cli, columns
-from .export import DEFAULT_MEASUREMENTS, FORMATS, export
+from .export import DEFAULT_MEASUREMENTS, FORMATS, OMH_FORMATS, export
 from .progress import Progress
 from .settings import connection_from_args
 
@@ -32,7 +33,8 @@ def main(argv: list[str], prog: str = "wellsense export") -> int:
         "--format",
         choices=FORMATS,
         default="csv",
-        help="csv, parquet or omh (Open mHealth JSON: hr and rr only)",
+        help="csv, parquet, omh (Open mHealth JSON array: hr and rr only) or omh-ndjson "
+        "(the same data points, one per line, for large exports)",
     )
     p.add_argument(
         "--measurement",
@@ -60,7 +62,7 @@ def main(argv: list[str], prog: str = "wellsense export") -> int:
         if args.chunk_days < 1:
             raise ValueError("--chunk-days must be at least 1")
         measurements = args.measurement or (
-            ["hr", "rr"] if args.format == "omh" else list(DEFAULT_MEASUREMENTS)
+            ["hr", "rr"] if args.format in OMH_FORMATS else list(DEFAULT_MEASUREMENTS)
         )
         with Store(connection_from_args(args)) as store:
             people = args.participant or store.participants(args.start, args.stop)

@@ -12,7 +12,10 @@ Files, one per measurement, in ``out_dir``:
   timestamp[ns, UTC], nullable int64/bool/double/string), a row group per
   ``row_group_rows`` rows;
 * ``omh``: ``heart-rate.json`` / ``rr-interval.json``, one JSON array of Open
-  mHealth data points (:mod:`processing.research.omh`), written as it goes.
+  mHealth data points (:mod:`processing.research.omh`), written as it goes;
+* ``omh-ndjson``: ``heart-rate.ndjson`` / ``rr-interval.ndjson``, the same data
+  points one per line (newline-delimited JSON), for exports too large to load
+  as one array: a reader streams them line by line.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from . import columns, flux, omh
 from .progress import Progress
 from .store import Bound, Store
 
-FORMATS = ("csv", "parquet", "omh")
+FORMATS = ("csv", "parquet", "omh", "omh-ndjson")
+OMH_FORMATS = ("omh", "omh-ndjson")
 DEFAULT_MEASUREMENTS = ("hr", "rr", "activity", "device_status", "hrv_window", "daily")
 
 
@@ -109,34 +113,50 @@ class ParquetSink:
 
 
 class OmhSink:
-    def __init__(self, path: Path, measurement: str, study: str) -> None:
+    """Open mHealth data points as one JSON array, or one per line (``ndjson``)."""
+
+    def __init__(
+        self, path: Path, measurement: str, study: str, created: str, *, ndjson: bool = False
+    ) -> None:
         self.path = path
         self.measurement = measurement
         self.study = study
+        self.created = created
+        self.ndjson = ndjson
         self._file: TextIO = path.open("w", encoding="utf-8")
-        self._file.write("[")
+        if not ndjson:
+            self._file.write("[")
         self._first = True
 
     def write(self, df: pd.DataFrame) -> None:
-        for point in omh.data_points(self.measurement, df, self.study):
-            self._file.write("\n" if self._first else ",\n")
+        for point in omh.data_points(self.measurement, df, self.study, self.created):
+            if not self.ndjson:
+                self._file.write("\n" if self._first else ",\n")
             self._file.write(json.dumps(point, separators=(",", ":")))
+            if self.ndjson:
+                self._file.write("\n")
             self._first = False
 
     def close(self) -> None:
-        self._file.write("\n]\n")
+        if not self.ndjson:
+            self._file.write("\n]\n")
         self._file.close()
 
 
-def sink_for(fmt: str, out_dir: Path, measurement: str, study: str) -> Sink:
+def sink_for(
+    fmt: str, out_dir: Path, measurement: str, study: str, created: str | None = None
+) -> Sink:
     if fmt == "csv":
         return CsvSink(out_dir / f"{measurement}.csv")
     if fmt == "parquet":
         return ParquetSink(out_dir / f"{measurement}.parquet", measurement)
-    if fmt == "omh":
+    if fmt in OMH_FORMATS:
         if measurement not in omh.SCHEMAS:
             raise ValueError(f"Open mHealth export covers hr and rr, not {measurement!r}")
-        return OmhSink(out_dir / f"{omh.SCHEMAS[measurement][0]}.json", measurement, study)
+        ndjson = fmt == "omh-ndjson"
+        name = omh.SCHEMAS[measurement][0] + (".ndjson" if ndjson else ".json")
+        created = created or omh.now_iso()
+        return OmhSink(out_dir / name, measurement, study, created, ndjson=ndjson)
     raise ValueError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
 
 
@@ -168,7 +188,8 @@ def export(
     plan = store.plan(people, max(lo, span[0]), min(hi, span[1]), chunk_days) if span else []
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary()
-    sinks = {m: sink_for(fmt, out_dir, m, store.connection.study) for m in measurements}
+    created = omh.now_iso()  # the points' creation_date_time: InfluxDB keeps no write time
+    sinks = {m: sink_for(fmt, out_dir, m, store.connection.study, created) for m in measurements}
     if progress is not None:
         progress.total = max(len(plan) * len(measurements), 1)
     try:

@@ -172,11 +172,18 @@ class SyntheticStudy:
             yield from schema.message_lines(message)
 
     def alert_lines(self) -> list[str]:
-        """``low_wear`` alerts on strap-off days (the rules engine's schema)."""
+        """``low_wear`` alert events on strap-off days (the rules engine's schema):
+        firing at 15:00, resolved at 16:00 once the strap is worn again."""
         out = []
+        events = (
+            (15 * 60, "firing", "strap off for 2 h during the day", 120.0),
+            (16 * 60, "resolved", "worn again", 0.0),
+        )
         for p, participant in enumerate(self.participants):
             for d in range(self.days):
-                if self.present(p, d) and self.strap_off(d):
+                if not (self.present(p, d) and self.strap_off(d)):
+                    continue
+                for minutes, state, message, value in events:
                     text = schema.line(
                         "alert",
                         {
@@ -185,8 +192,8 @@ class SyntheticStudy:
                             "rule": "low_wear",
                             "severity": "warning",
                         },
-                        {"message": "strap off for 2 h during the day", "value": 120.0},
-                        self.local_ns(self.day(d), 15 * 60),
+                        {"state": state, "message": message, "value": value},
+                        self.local_ns(self.day(d), minutes),
                     )
                     assert text is not None
                     out.append(text)

@@ -57,6 +57,8 @@ def test_demo_runs_a_compressed_day_and_reports_per_participant() -> None:
         assert "the services are still running" in out
         assert "Alert delivery (two workers, one rules runner):" in out
         assert "Staff dashboard: http://127.0.0.1:" in out and "one-time password" in out
+        # Its own services folder: the hints name it, not `make services-down`.
+        assert f"wellsense services down --dir {services.resolve()}" in out
     finally:
         pid_file = work / "demo" / "dashboard.pid"
         if pid_file.exists():  # the demo leaves the dashboard running, like the services

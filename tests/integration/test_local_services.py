@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -161,3 +165,188 @@ def test_services_up_prints_settings_that_work_and_down_leaves_nothing(tmp_path:
     assert down.returncode == 0
     # A stopped daemon may linger as a zombie until init reaps it; it runs no more.
     assert ls.running(state) == {"mosquitto": False, "influxd": False}
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def _processes_under(directory: Path) -> list[int]:
+    """Pids of live processes whose command line names ``directory``."""
+    needle = str(directory).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if needle in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def _influx_points(env: dict[str, str], run: str) -> list[float]:
+    with InfluxDBClient(
+        url=env["WELLSENSE_INFLUX_URL"],
+        token=env["WELLSENSE_INFLUX_TOKEN"],
+        org=env["WELLSENSE_INFLUX_ORG"],
+    ) as client:
+        tables = client.query_api().query(
+            f'from(bucket: "{env["WELLSENSE_INFLUX_BUCKET"]}") |> range(start: -1h) '
+            f'|> filter(fn: (r) => r._measurement == "smoke" and r.run == "{run}")'
+        )
+    return [record.get_value() for table in tables for record in table.records]
+
+
+def _mqtt_accepts(env: dict[str, str]) -> bool:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.tls_set(ca_certs=env["WELLSENSE_MQTT_CA"], tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.username_pw_set(env["WELLSENSE_MQTT_USERNAME"], env["WELLSENSE_MQTT_PASSWORD"])
+    events: queue.Queue[object] = queue.Queue()
+    client.on_connect = lambda c, u, f, rc, p: events.put(rc)
+    client.connect("127.0.0.1", int(env["WELLSENSE_MQTT_URL"].rsplit(":", 1)[1]))
+    client.loop_start()
+    try:
+        rc = events.get(timeout=10)
+        return isinstance(rc, ReasonCode) and not rc.is_failure
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.fixture
+def svc_dir() -> Iterator[Path]:
+    from tests.conftest import scratch_dir
+
+    directory = scratch_dir("svc") / "services"
+    try:
+        yield directory
+    finally:
+        ls.stop_recorded(directory)
+        shutil.rmtree(directory.parent, ignore_errors=True)
+
+
+def test_up_down_up_reuses_the_data_folder_and_its_token(svc_dir: Path) -> None:
+    """`make demo`, `make services-down`, `make demo`: the second start must not
+    onboard InfluxDB again (HTTP 422) and must find the data written before."""
+    services, started = ls.ensure_services(svc_dir)
+    assert started == ["mosquitto", "influxd"]
+    first = services.env()
+    run = uuid.uuid4().hex[:8]
+    with InfluxDBClient(url=services.influxd.url, token=services.influxd.token) as client:
+        client.write_api(write_options=SYNCHRONOUS).write(
+            services.influxd.bucket,
+            services.influxd.org,
+            Point("smoke").tag("run", run).field("v", 1.0).time(time.time_ns(), "ns"),
+        )
+    assert ls.stop_recorded(svc_dir) == ["mosquitto", "influxd"]
+    assert _processes_under(svc_dir) == []
+    assert (svc_dir / "influxdb" / "influxd.bolt").exists()  # data survives `down`
+
+    again, started = ls.ensure_services(svc_dir)
+    assert started == ["mosquitto", "influxd"]
+    assert again.env() == first  # same ports, password and token
+    assert _influx_points(again.env(), run) == [1.0]
+    assert _mqtt_accepts(again.env())
+    assert (svc_dir / ls.STATE_FILE).stat().st_mode & 0o777 == 0o600
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cli = [sys.executable, "-m", "wellsense_cli.main", "services"]
+    purge = [*cli, "down", "--purge", "--dir", str(svc_dir)]
+    subprocess.run(purge, env=env, timeout=60, check=True, capture_output=True)
+    assert not svc_dir.exists() and _processes_under(svc_dir) == []
+
+
+def test_up_after_only_mosquitto_died_keeps_influxd(svc_dir: Path) -> None:
+    services, _ = ls.ensure_services(svc_dir)
+    before = services.env()
+    influxd_pid = services.influxd.pid
+    assert services.mosquitto.pid is not None
+    os.kill(services.mosquitto.pid, signal.SIGKILL)
+    state = ls.load_state(svc_dir)
+    assert state is not None
+    ls.stop_pid(services.mosquitto.pid, services.mosquitto.exe)  # reap our child
+    assert ls.running(state) == {"mosquitto": False, "influxd": True}
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    up = subprocess.run(
+        [sys.executable, "-m", "wellsense_cli.main", "services", "up", "--dir", str(svc_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert up.returncode == 0, up.stderr
+    assert "mosquitto pid" in up.stderr and "influxd pid" not in up.stderr
+    # The stop hint names this directory, not `make services-down`.
+    assert f"wellsense services down --dir {svc_dir}" in up.stderr
+    state = ls.load_state(svc_dir)
+    assert state is not None
+    assert state["influxd"]["pid"] == influxd_pid
+    assert state["env"] == before
+    assert ls.running(state) == {"mosquitto": True, "influxd": True}
+    assert _mqtt_accepts(state["env"])
+
+    restarted, started = ls.ensure_services(svc_dir, restart=("mosquitto",))
+    assert started == ["mosquitto"] and restarted.influxd.pid == influxd_pid
+    assert restarted.env() == before
+    ls.stop_recorded(svc_dir)
+    assert _processes_under(svc_dir) == []
+
+
+def test_a_failed_start_leaves_no_process_behind(svc_dir: Path) -> None:
+    """InfluxDB cannot start (its recorded port is taken): the Mosquitto started
+    by the same call is stopped too, and the settings are kept for a retry."""
+    services, _ = ls.ensure_services(svc_dir)
+    token, port = services.influxd.token, services.influxd.port
+    ls.stop_recorded(svc_dir)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(ls.ServiceError):
+            ls.ensure_services(svc_dir)
+        assert _processes_under(svc_dir) == []
+        state = ls.load_state(svc_dir)
+        assert state is not None and ls.running(state) == {"mosquitto": False, "influxd": False}
+    again, started = ls.ensure_services(svc_dir)
+    assert started == ["mosquitto", "influxd"] and again.influxd.token == token
+
+
+def test_an_influxdb_folder_without_its_token_is_refused_before_starting(svc_dir: Path) -> None:
+    ls.ensure_services(svc_dir)
+    ls.stop_recorded(svc_dir)
+    (svc_dir / ls.STATE_FILE).unlink()  # the token is lost, the data folder is not
+    with pytest.raises(ls.ServiceError, match="token"):
+        ls.ensure_services(svc_dir)
+    assert _processes_under(svc_dir) == []
+
+
+def test_readiness_probe_closes_tls_cleanly() -> None:
+    """The launcher's probe completes the handshake and sends close_notify, so
+    Mosquitto logs no OpenSSL "unexpected eof"; a bare TCP close does (control)."""
+    from tests.conftest import scratch_dir
+
+    broker = ls.Mosquitto(scratch_dir("probe")).start()
+    log_path = broker.directory / "mosquitto.log"
+    env = broker.env()
+    try:
+        for _ in range(5):
+            assert broker._tls_ready()
+        assert _mqtt_accepts(env)  # a full round trip: the probes were handled before it
+        assert "unexpected eof" not in log_path.read_text()
+
+        ctx = ssl.create_default_context(cafile=str(broker.ca_file))
+        for _ in range(5):
+            with (
+                socket.create_connection(("127.0.0.1", broker.port), timeout=2) as raw,
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1"),
+            ):
+                pass  # handshake, then a TCP close without close_notify
+        assert _mqtt_accepts(env)
+        assert "unexpected eof" in log_path.read_text()
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.directory, ignore_errors=True)

@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 from influxdb_client import InfluxDBClient
 
+from processing.admin.influxsetup import DOWNSAMPLE_LOOKBACK, downsample_flux
+from processing.admin.settings import InfluxSettings
 from processing.research import (
     cli_export,
     cli_query,
@@ -49,6 +51,7 @@ class Study:
     def __init__(self, influx: ls.Influxd, bucket: str, synth: SyntheticStudy) -> None:
         self.influx = influx
         self.bucket = bucket
+        self.downsampled = f"{bucket}-1h"
         self.synth = synth
         self.conn = Connection(
             url=influx.url,
@@ -77,9 +80,12 @@ class Study:
 def study(influxd: ls.Influxd) -> Iterator[Study]:
     run = uuid.uuid4().hex[:8]
     bucket = f"research-{run}"
-    with InfluxDBClient(url=influxd.url, token=influxd.token, org=influxd.org) as client:
-        created = client.buckets_api().create_bucket(bucket_name=bucket, org=influxd.org)
     s = Study(influxd, bucket, SyntheticStudy(study=f"r{run}"))
+    with InfluxDBClient(url=influxd.url, token=influxd.token, org=influxd.org) as client:
+        created = [
+            client.buckets_api().create_bucket(bucket_name=name, org=influxd.org)
+            for name in (bucket, s.downsampled)
+        ]
     writer = InfluxWriter(url=influxd.url, org=influxd.org, bucket=bucket, token=influxd.token)
     lines = [*s.synth.raw_lines(), *s.synth.alert_lines()]
     for k in range(0, len(lines), 10_000):
@@ -93,6 +99,7 @@ def study(influxd: ls.Influxd) -> Iterator[Study]:
     answers = selfreport.parse_csv(s.synth.self_report_csv(), tz=s.conn.tz)
     writer.write(selfreport.to_lines(answers, s.synth.study))
     writer.close()
+    _downsample(s)
     try:
         yield s
     finally:
@@ -100,7 +107,29 @@ def study(influxd: ls.Influxd) -> Iterator[Study]:
             contextlib.suppress(Exception),
             InfluxDBClient(url=influxd.url, token=influxd.token, org=influxd.org) as client,
         ):
-            client.buckets_api().delete_bucket(created)
+            for b in created:
+                client.buckets_api().delete_bucket(b)
+
+
+def _downsample(s: Study) -> None:
+    """Run the downsampling task's own Flux (``wellsense influx-setup`` installs it)
+    once over the study's range instead of its rolling look-back."""
+    settings = InfluxSettings(
+        url=s.influx.url,
+        org=s.influx.org,
+        bucket=s.bucket,
+        retention_days=0,
+        downsampled_bucket=s.downsampled,
+        downsampled_retention_days=0,
+        downsample_every="1h",
+        token=None,
+    )
+    flux = downsample_flux(settings).split("\n\n", 1)[1]  # without `option task`
+    lookback = f"range(start: -{DOWNSAMPLE_LOOKBACK})"
+    assert lookback in flux
+    flux = flux.replace(lookback, "range(start: 2025-10-31T00:00:00Z, stop: 2025-11-12T00:00:00Z)")
+    with InfluxDBClient(url=s.influx.url, token=s.influx.token, org=s.influx.org) as client:
+        client.query_api().query(flux)
 
 
 def _expected(synth: SyntheticStudy) -> dict[str, int]:
@@ -204,7 +233,7 @@ def test_open_mhealth_export_follows_the_schemas(study: Study, tmp_path: Path) -
     assert first["header"]["schema_id"] == {
         "namespace": "omh",
         "name": "rr-interval",
-        "version": "2.0",
+        "version": "1.0",
     }
     assert first["header"]["user_id"] == "p-alpha"
     assert {"id", "creation_date_time", "schema_id"} <= set(first["header"])
@@ -220,6 +249,39 @@ def test_open_mhealth_export_follows_the_schemas(study: Study, tmp_path: Path) -
     assert hr[0]["body"]["heart_rate"]["unit"] == "beats/min"
     assert rfc3339.match(hr[0]["body"]["effective_time_frame"]["date_time"])
     assert len({p["header"]["id"] for p in hr}) == len(hr)
+    # one creation time per export (InfluxDB keeps no write time), never a sample time
+    created = {p["header"]["creation_date_time"] for p in points + hr}
+    assert len(created) == 1 and rfc3339.match(created.pop())
+    provenance = first["header"]["acquisition_provenance"]
+    assert provenance["source_creation_date_time"] == interval["end_date_time"]
+
+
+def test_open_mhealth_export_validates_and_streams_ndjson(study: Study, tmp_path: Path) -> None:
+    """Every exported data point validates against the official Open mHealth
+    JSON schemas (data-point 1.0, header 1.2, heart-rate 2.0, rr-interval 1.0),
+    and the NDJSON format holds the same points, one per line."""
+    from tests.unit.omh_schemas import check_data_point
+
+    with study.store() as store:
+        for fmt, sub in (("omh", "json"), ("omh-ndjson", "nd")):
+            export.export(
+                store,
+                tmp_path / sub,
+                fmt=fmt,
+                measurements=("hr", "rr"),
+                participants=["p-alpha"],
+                start="2025-11-01",
+                stop="2025-11-01",
+            )
+    for name in ("heart-rate", "rr-interval"):
+        array = json.loads((tmp_path / "json" / f"{name}.json").read_text())
+        lines = (tmp_path / "nd" / f"{name}.ndjson").read_text().splitlines()
+        streamed = [json.loads(line) for line in lines]
+        assert array and len(streamed) == len(array)
+        assert [p["header"]["id"] for p in streamed] == [p["header"]["id"] for p in array]
+        assert [p["body"] for p in streamed] == [p["body"] for p in array]
+        for point in array + streamed:
+            check_data_point(point)
 
 
 # --------------------------------------------------------------------------- CLIs
@@ -278,6 +340,12 @@ def test_cli_query_and_export(
     captured = capsys.readouterr()
     assert "export 100%" in captured.err and "rr.parquet" in captured.out
     assert len(pd.read_parquet(out / "daily.parquet")) == 19  # p-bravo skips a day
+    nd = tmp_path / "nd"
+    assert cli_export.main(["--out", str(nd), "--format", "omh-ndjson", "-p", "p-alpha", "-q"]) == 0
+    assert sorted(p.name for p in nd.iterdir()) == ["heart-rate.ndjson", "rr-interval.ndjson"]
+    first = json.loads((nd / "rr-interval.ndjson").read_text().split("\n", 1)[0])
+    assert first["header"]["schema_id"]["version"] == "1.0"
+    capsys.readouterr()
     monkeypatch.setenv("WELLSENSE_INFLUX_TOKEN", "wrong-token")
     assert cli_export.main(["--out", str(out), "--quiet"]) == 1
     assert "401" in capsys.readouterr().err
@@ -447,7 +515,8 @@ def _grafana_queries() -> list[tuple[str, str]]:
     for path in sorted((GRAFANA / "dashboards").glob("*.json")):
         dash = json.loads(path.read_text())
         for var in dash["templating"]["list"]:
-            out.append((f"{path.name}: variable {var['name']}", var["query"]))
+            if var["type"] == "query":  # a constant holds a name, not Flux
+                out.append((f"{path.name}: variable {var['name']}", var["query"]))
         for panel in dash["panels"]:
             for target in panel["targets"]:
                 out.append((f"{path.name}: {panel['title']}", target["query"]))
@@ -463,6 +532,7 @@ def _substitute(query: str, study: Study) -> str:
         "v.windowPeriod": "5m",
         "${study}": study.synth.study,
         "${participant}": "p-alpha",
+        "${downsampled}": study.downsampled,
     }
     for key, value in values.items():
         query = query.replace(key, value)
@@ -477,9 +547,56 @@ def test_grafana_provisioning_is_complete() -> None:
     assert "path:" in (GRAFANA / "provisioning" / "dashboards" / "wellsense.yaml").read_text()
     titles = {json.loads(p.read_text())["title"] for p in (GRAFANA / "dashboards").glob("*.json")}
     assert titles == {"WellSense: study overview", "WellSense: participant"}
+    assert "isDefault: false" in ds  # a Grafana serving other data keeps its own default
     for path in (GRAFANA / "dashboards").glob("*.json"):
-        for panel in json.loads(path.read_text())["panels"]:
+        dash = json.loads(path.read_text())
+        for panel in dash["panels"]:
             assert panel["datasource"]["uid"] == "wellsense-influxdb"
+        constants = {v["name"]: v["query"] for v in dash["templating"]["list"]}
+        if "${downsampled}" in path.read_text():
+            # the bucket influx-setup creates by default
+            assert constants["downsampled"] == "wellsense_1h"
+
+
+def _panel_query(dashboard: str, title_start: str) -> str:
+    dash = json.loads((GRAFANA / "dashboards" / dashboard).read_text())
+    (panel,) = [p for p in dash["panels"] if p["title"].startswith(title_start)]
+    query: str = panel["targets"][0]["query"]
+    return query
+
+
+def test_grafana_alert_panels_tell_firing_from_resolved(study: Study) -> None:
+    fired = {p: 0 for p in study.synth.participants}
+    for line in study.synth.alert_lines():
+        if "state=\"firing\"" in line:
+            fired[line.split("participant=", 1)[1].split(",", 1)[0]] += 1
+    assert any(fired.values())
+    table = _panel_query("participant.json", "Alerts")
+    counts = _panel_query("study-overview.json", "Alerts per participant")
+    with study.store() as store:
+        events = list(store.rows(_substitute(table, study)))
+        rows = list(store.rows(_substitute(counts, study)))
+    assert {r["state"] for r in events} == {"firing", "resolved"}
+    by_participant = {r["participant"]: r for r in rows}
+    for participant, n in fired.items():
+        if n:
+            assert int(by_participant[participant]["fired"]) == n
+            assert int(by_participant[participant]["resolved"]) == n
+
+
+def test_grafana_long_range_panels_read_the_downsampled_bucket(study: Study) -> None:
+    """The hourly panels read what the downsampling task wrote, and agree with
+    the raw data they summarise."""
+    steps = _panel_query("participant.json", "Steps per hour")
+    hr = _panel_query("participant.json", "Heart rate, hourly")
+    for query in (steps, hr):
+        assert 'from(bucket: "${downsampled}")' in query and "v.defaultBucket" not in query
+    with study.store() as store:
+        hourly = sum(float(r["_value"]) for r in store.rows(_substitute(steps, study)))
+        act = store.frame("activity", participants=["p-alpha"])
+        hr_rows = list(store.rows(_substitute(hr, study)))
+    assert hourly == act["steps"].sum()
+    assert {r["_field"] for r in hr_rows} == {"hr_bpm_mean", "hr_bpm_min", "hr_bpm_max"}
 
 
 @pytest.mark.parametrize("name,query", _grafana_queries(), ids=[n for n, _ in _grafana_queries()])
@@ -488,3 +605,21 @@ def test_every_grafana_query_runs_and_returns_rows(study: Study, name: str, quer
         rows = list(store.rows(_substitute(query, study)))
     assert rows, f"{name}: no rows"
     assert all(not (isinstance(v, float) and math.isnan(v)) for r in rows for v in r.values())
+
+
+def test_series_count_is_tag_sets_times_field_keys(study: Study) -> None:
+    """docs/storage.md's cardinality formula: a series is a measurement, a tag
+    set and a field key (Flux returns one table per series), not a tag set."""
+    span = "start: 2025-10-31T00:00:00Z, stop: 2025-11-12T00:00:00Z"
+    with study.store() as store:
+        series = list(
+            store.rows(
+                f'from(bucket: "{study.bucket}") |> range({span})'
+                ' |> filter(fn: (r) => r._measurement == "hr") |> first()'
+                ' |> keep(columns: ["_field", "study", "participant", "device"]) |> group()'
+            )
+        )
+    tag_sets = {(r["study"], r["participant"], r["device"]) for r in series}
+    fields = {r["_field"] for r in series}
+    assert len(tag_sets) == len(study.synth.participants) and len(fields) >= 3
+    assert len(series) == len(tag_sets) * len(fields)

@@ -7,9 +7,36 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_readme_carries_the_storage_schema_verbatim() -> None:
-    storage = (REPO / "docs" / "storage.md").read_text().split("\n", 1)[1].strip()
-    assert storage in (REPO / "README.md").read_text()
+def _prose_lines(text: str) -> list[str]:
+    """Lines of running text (no table rows, code or headings), long enough to matter."""
+    out, fenced = [], False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced and len(stripped) >= 60 and not stripped.startswith(("|", "#")):
+            out.append(stripped)
+    return out
+
+
+def test_no_section_is_repeated_between_the_readme_and_docs() -> None:
+    """Each text lives in one place; the README links to docs/ instead of copying."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    seen: dict[str, Path] = {}
+    repeated = []
+    for page in pages:
+        for line in dict.fromkeys(_prose_lines(page.read_text())):
+            if line in seen:
+                repeated.append(f"{seen[line].name} and {page.name}: {line[:70]}")
+            seen.setdefault(line, page)
+    assert not repeated, "\n".join(repeated)
+
+
+def test_readme_links_the_guides_it_summarises() -> None:
+    readme = (REPO / "README.md").read_text()
+    for guide in ("docs/storage.md", "docs/researchers.md", "docs/deploy.md", "docs/rules.md"):
+        assert f"]({guide}" in readme, guide
 
 
 def test_readme_quick_start_is_exactly_make_demo_and_make_test() -> None:

@@ -77,14 +77,69 @@ def test_open_mhealth_points() -> None:
         "start_date_time": "2025-10-31T23:59:59.03125Z",
         "end_date_time": "2025-11-01T00:00:00.015625Z",
     }
-    assert points[0]["header"]["schema_id"]["version"] == "2.0"
-    assert points[0]["header"]["id"] == next(omh.data_points("rr", df, "pilot"))["header"]["id"]
+    assert points[0]["header"]["schema_id"] == {
+        "namespace": "omh",
+        "name": "rr-interval",
+        "version": "1.0",
+    }
+    # creation_date_time is when the point was created in storage, not the sample time
+    assert points[0]["header"]["creation_date_time"] != "2025-11-01T00:00:00.015625Z"
+    provenance = points[0]["header"]["acquisition_provenance"]
+    assert provenance["source_creation_date_time"] == "2025-11-01T00:00:00.015625Z"
+    again = next(omh.data_points("rr", df, "pilot", created="2026-01-01T00:00:00Z"))
+    assert again["header"]["creation_date_time"] == "2026-01-01T00:00:00Z"
+    assert points[0]["header"]["id"] == again["header"]["id"]
     hr = df.rename(columns={"rr_ms": "hr_bpm"}).assign(hr_bpm=[0, 61], contact=[True, True])
     out = list(omh.data_points("hr", hr, "pilot"))
     assert len(out) == 1 and out[0]["body"]["heart_rate"] == {"value": 61, "unit": "beats/min"}
     json.dumps(out)
     with pytest.raises(ValueError):
         list(omh.data_points("activity", df, "pilot"))
+
+
+def test_official_omh_examples_sort_our_validator() -> None:
+    """The validator used on exports accepts the official shouldPass examples
+    and refuses every shouldFail one (so it can fail)."""
+    from tests.unit.features_data import require
+    from tests.unit.omh_schemas import validator
+
+    data = require("openmhealth") / "official-test-data" / "omh"
+    for name, version in omh.SCHEMAS.values():
+        folder = data / name / version
+        assert folder.is_dir(), f"the official repository has no {name} {version}"
+        check = validator(f"{name}-{version}.json")
+        passing = sorted((folder / "shouldPass").glob("*.json"))
+        failing = sorted((folder / "shouldFail").glob("*.json"))
+        assert passing and failing
+        for path in passing:
+            assert check.is_valid(json.loads(path.read_text())), path
+        for path in failing:
+            assert not check.is_valid(json.loads(path.read_text())), path
+
+
+def test_open_mhealth_points_validate_against_the_official_schemas() -> None:
+    from tests.unit.omh_schemas import check_data_point, validator
+
+    t_ns = [1761955200015625000, 1761955201000000000]
+    rr = pd.DataFrame(
+        {
+            "time": pd.to_datetime(t_ns, utc=True),
+            "participant": "p-1",
+            "device": "d-1",
+            "rr_ms": [984.375, 1000.0],
+        }
+    )
+    hr = rr.drop(columns="rr_ms").assign(hr_bpm=[60, 61], contact=[True, True])
+    points = [*omh.data_points("rr", rr, "pilot"), *omh.data_points("hr", hr, "pilot")]
+    assert len(points) == 4
+    for point in points:
+        check_data_point(json.loads(json.dumps(point)))
+    bad = json.loads(json.dumps(points[0]))
+    bad["header"]["creation_date_time"] = "2025-11-01 00:00"
+    assert not validator("data-point-1.0.json").is_valid(bad)
+    bad = json.loads(json.dumps(points[0]))
+    bad["body"]["rr_interval"]["unit"] = "s"
+    assert not validator("rr-interval-1.0.json").is_valid(bad["body"])
 
 
 def test_svg_charts_are_well_formed_xml() -> None:
