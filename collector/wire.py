@@ -754,6 +754,7 @@ def _epoch(value: Any) -> str | None:
         raise FieldValueError("epoch", "expected 16-32 lowercase hex digits")
     return value
 
+
 def decode(payload: bytes, topic: str | None = None) -> Message:
     """Decode and validate one message; if ``topic`` is given it must agree.
 
@@ -881,8 +882,12 @@ def sample_to_json(sample: Sample) -> dict[str, Any]:
 
 
 def sample_from_json(stream: str, raw: Any) -> Sample:
-    """Decode one sample of ``stream`` as :func:`decode` would; raise :class:`WireError`."""
-    decoder = _SAMPLE_DECODERS.get(stream)
+    """Decode one sample of ``stream`` as :func:`decode` would; raise :class:`WireError`.
+
+    The newest minor version's fields are accepted (the journal holds what this
+    gateway itself encoded, v1.1 beat fields included).
+    """
+    decoder = _hr_sample_v1_1 if stream == "hr" else _SAMPLE_DECODERS.get(stream)
     if decoder is None:
         raise FieldValueError("stream", f"unknown stream {stream!r}")
     return decoder(_object(raw, "sample"), "")

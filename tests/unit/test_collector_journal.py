@@ -103,3 +103,18 @@ def test_withdrawal_drops_journaled_samples_too(tmp_path: Path) -> None:
         batcher.journal_flush()
         assert batcher.discard(frozenset({"p-1"})) == 1
         assert [r.device for r in box.journal()] == ["dev-b"]
+
+
+def test_journaled_samples_keep_their_v1_1_beat_fields(tmp_path: Path) -> None:
+    """The beat clock's placement survives a restart (the journal holds v1.1 samples)."""
+    sample = wire.HrSample(T0, 61, True, None, (980.0, 1010.0), beat_ns=T0 - 5_000_000,
+                           rr_break=True)
+    with Outbox(tmp_path / "outbox.sqlite3") as box:
+        first = _batcher(box)
+        first.add(ROUTE, "hr", sample)
+        first.journal_flush()
+        again = _batcher(box)
+        assert again.recover() == 1
+        again.flush_all()
+        (message,) = [wire.decode(m.payload, topic=m.topic) for m in box.peek(10)]
+    assert message.samples == (sample,)
