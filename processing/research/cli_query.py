@@ -21,6 +21,8 @@ from typing import TextIO
 
 import pandas as pd
 
+from wellsense_cli.conventions import add_format
+
 from . import _cli, columns, omh
 from .settings import connection_from_args
 
@@ -57,11 +59,12 @@ def main(argv: list[str], prog: str = "wellsense query") -> int:
         "--participant",
         "-p",
         action="append",
+        type=_cli.pseudonym,
         metavar="ID",
         help="pseudonym (repeatable; default: everyone)",
     )
     p.add_argument("--fields", help="comma-separated fields (default: all)")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    add_format(p, ("csv", "json"), "csv")
     p.add_argument("--limit", type=int, default=0, help="at most this many rows (0: all)")
     _cli.add_range(p)
     _cli.add_common(p)
