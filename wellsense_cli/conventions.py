@@ -100,6 +100,22 @@ def write_json_lines(rows: Iterable[Mapping[str, Any]], out: TextIO) -> None:
         out.write(json.dumps(json_safe(row), separators=(",", ":")) + "\n")
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """The code for an error a command reports and stops on.
+
+    HTTP 401/403 (an exception with ``status``) -> refused; ``ValueError``
+    (every ``ConfigError`` is one) -> usage or configuration; ``LookupError``
+    (an unknown participant) -> nothing matched; anything else -> failure.
+    """
+    if getattr(exc, "status", None) in (401, 403):
+        return EXIT_REFUSED
+    if isinstance(exc, ValueError):
+        return EXIT_USAGE
+    if isinstance(exc, LookupError):
+        return EXIT_NO_DATA
+    return EXIT_FAILURE
+
+
 # --- deprecated spellings ------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ from processing.admin.influxapi import InfluxApi, InfluxApiError
 from processing.admin.mqttadmin import AdminSession, MqttAdminError
 from processing.admin.registry import Registry, now_iso
 from processing.admin.settings import AdminConfig
+from wellsense_cli.conventions import exit_code_for
 
 ALL_TIME = ("1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
 
@@ -177,7 +178,11 @@ def withdraw(
 
 
 def main(argv: list[str], prog: str = "wellsense participant") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="List, withdraw or erase participants.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="List, withdraw or erase participants "
+        "(enrol one with 'wellsense participant enroll').",
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     lister = sub.add_parser("list", help="pseudonyms, gateways and status")
     lister.add_argument("--config", type=Path, required=True)
@@ -218,7 +223,7 @@ def main(argv: list[str], prog: str = "wellsense participant") -> int:
         )
     except (ConfigError, KeyError, InfluxApiError, MqttAdminError, OSError, ValueError) as exc:
         print(f"{prog}: {str(exc).strip(chr(39))}", file=sys.stderr)
-        return 1
+        return exit_code_for(exc)
     print(receipt.text())
     if args.receipt_json:
         args.receipt_json.write_text(json.dumps(asdict(receipt), indent=1) + "\n")

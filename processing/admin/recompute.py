@@ -15,7 +15,7 @@ for the local days ``since`` .. ``until`` (inclusive, in ``[features] timezone``
 
 Run it with the service stopped or running (a unit computed twice gives the
 same point). Exit codes: 0 done, 1 InfluxDB error, 2 usage or configuration
-error.
+error, 4 InfluxDB refused the token.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from wellsense_cli.conventions import EXIT_FAILURE, EXIT_USAGE, exit_code_for
+
 log = logging.getLogger("wellsense.recompute")
 
-EXIT_INFLUX = 1
-EXIT_USAGE = 2
+EXIT_INFLUX = EXIT_FAILURE
 NS = 1_000_000_000
 
 
@@ -138,7 +139,7 @@ def main(argv: list[str], prog: str = "wellsense recompute") -> int:
             done = recompute(config, client, writer, args.since, until)
     except Exception as exc:  # InfluxDB unreachable or refusing: say so, no traceback
         print(f"{prog}: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
-        return EXIT_INFLUX
+        return EXIT_INFLUX if isinstance(exc, ValueError) else exit_code_for(exc)
     finally:
         writer.close()
     print(

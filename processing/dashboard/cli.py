@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wellsense_cli.conventions import EXIT_FAILURE, EXIT_USAGE
+
 if TYPE_CHECKING:
     from processing.dashboard.settings import DashboardConfig
 
-EXIT_REFUSED = 1
-EXIT_CONFIG = 2
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -74,7 +74,7 @@ def main(argv: list[str], prog: str = "wellsense dashboard") -> int:
         config = load(args.config)
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     if args.command == "user":
         return _user(args, config, prog)
     return serve(config, log_level=args.log_level)
@@ -102,7 +102,7 @@ def _user(args: argparse.Namespace, config: DashboardConfig, prog: str) -> int:
             password = getpass.getpass("New password: ")
             if getpass.getpass("Again: ") != password:
                 print(f"{prog}: the passwords differ", file=sys.stderr)
-                return EXIT_REFUSED
+                return EXIT_FAILURE
         if args.action == "add":
             box.add_user(args.name, args.role, password, must_change=args.one_time)
         else:
@@ -115,7 +115,7 @@ def _user(args: argparse.Namespace, config: DashboardConfig, prog: str) -> int:
         return 0
     except AccountError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_FAILURE
     finally:
         box.close()
 
