@@ -36,7 +36,10 @@ def main(argv: list[str], prog: str = "wellsense process") -> int:
     )
     parser.add_argument("--config", type=Path, required=True, metavar="FILE", help="TOML file")
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log level written (default info)",
     )
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)

@@ -24,7 +24,11 @@ def _print_env(env: dict[str, str]) -> None:
 
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("up", "down", "env", "status"))
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "env", "status"),
+        help="up: start both; down: stop them; env: print their settings; status: running?",
+    )
     parser.add_argument(
         "--dir",
         type=Path,

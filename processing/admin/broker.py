@@ -237,8 +237,18 @@ def main(argv: list[str], prog: str = "wellsense broker") -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("init", help="write the config fragment, ACL and service users")
     p.add_argument("--config", type=Path, required=True, help="admin.toml")
-    p.add_argument("--conf-dir", type=Path, default=Path("/etc/mosquitto/conf.d"))
-    p.add_argument("--secrets-dir", type=Path, default=Path("/etc/wellsense"))
+    p.add_argument(
+        "--conf-dir",
+        type=Path,
+        default=Path("/etc/mosquitto/conf.d"),
+        help="Mosquitto's config fragment directory (default: %(default)s)",
+    )
+    p.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=Path("/etc/wellsense"),
+        help="where the service passwords are written, mode 0600 (default: %(default)s)",
+    )
     p.add_argument("--force", action="store_true", help="replace the ACL and service passwords")
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError

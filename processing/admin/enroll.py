@@ -122,7 +122,9 @@ def main(argv: list[str], prog: str = "wellsense participant enroll") -> int:
         default="systemctl reload mosquitto",
         help="how to make the broker re-read passwords and ACLs",
     )
-    parser.add_argument("--no-reload", action="store_true")
+    parser.add_argument(
+        "--no-reload", action="store_true", help="do not reload the broker (reload it yourself)"
+    )
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError
     from processing.admin import settings

@@ -461,11 +461,23 @@ def main(argv: list[str], prog: str = "wellsense influx guard") -> int:
         description="Forward processing's writes and queries to InfluxDB; refuse deletes.",
     )
     parser.add_argument("--listen", default="127.0.0.1:8087", help="HOST:PORT")
-    parser.add_argument("--influx-url", default="http://127.0.0.1:8086")
-    parser.add_argument("--org", required=True)
-    parser.add_argument("--bucket", required=True)
-    parser.add_argument("--influx-token-file", type=Path, required=True)
-    parser.add_argument("--client-token-file", type=Path, required=True)
+    parser.add_argument(
+        "--influx-url", default="http://127.0.0.1:8086", help="InfluxDB (default: %(default)s)"
+    )
+    parser.add_argument("--org", required=True, help="InfluxDB organisation")
+    parser.add_argument("--bucket", required=True, help="the only bucket it lets through")
+    parser.add_argument(
+        "--influx-token-file",
+        type=Path,
+        required=True,
+        help="processing's InfluxDB token (chmod 600); only the guard holds it",
+    )
+    parser.add_argument(
+        "--client-token-file",
+        type=Path,
+        required=True,
+        help="the token processing presents to the guard (chmod 600)",
+    )
     args = parser.parse_args(argv)
     from collector import logs
 

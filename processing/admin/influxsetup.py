@@ -207,7 +207,12 @@ def main(argv: list[str], prog: str = "wellsense influx setup") -> int:
         required=True,
         help="file (mode 0600) holding the operator token from InfluxDB's onboarding",
     )
-    parser.add_argument("--secrets-dir", type=Path, default=Path("/etc/wellsense"))
+    parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=Path("/etc/wellsense"),
+        help="where the tokens are written, mode 0600 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError
     from processing.admin import settings

@@ -185,13 +185,13 @@ def main(argv: list[str], prog: str = "wellsense participant") -> int:
     )
     sub = parser.add_subparsers(dest="action", required=True)
     lister = sub.add_parser("list", help="pseudonyms, gateways and status")
-    lister.add_argument("--config", type=Path, required=True)
+    lister.add_argument("--config", type=Path, required=True, help="admin.toml")
     for name, text in (
         ("withdraw", "stop collection now; keep the data"),
         ("erase", "stop collection and delete the participant's data everywhere"),
     ):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("participant")
+        p.add_argument("participant", help="pseudonym")
         p.add_argument("--config", type=Path, required=True, help="admin.toml")
         p.add_argument(
             "--ack-timeout",
@@ -199,7 +199,11 @@ def main(argv: list[str], prog: str = "wellsense participant") -> int:
             default=30.0,
             help="seconds to wait for the gateway's acknowledgement",
         )
-        p.add_argument("--reload-command", default="systemctl reload mosquitto")
+        p.add_argument(
+            "--reload-command",
+            default="systemctl reload mosquitto",
+            help="how to reload the broker after the ACL change (default: %(default)s)",
+        )
         p.add_argument("--receipt-json", type=Path, help="also write the receipt as JSON")
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError

@@ -36,16 +36,21 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file (required)")
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log level written (default info)",
     )
     sub = parser.add_subparsers(dest="command")
     user = sub.add_parser("user", help="add users, set passwords, list users")
     users = user.add_subparsers(dest="action", required=True)
     add = users.add_parser("add", help="add a user")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("staff", "researcher", "admin"))
+    add.add_argument("name", help="login name")
+    add.add_argument(
+        "--role", required=True, choices=("staff", "researcher", "admin"), help="what they may do"
+    )
     passwd = users.add_parser("passwd", help="set a user's password")
-    passwd.add_argument("name")
+    passwd.add_argument("name", help="login name")
     for p in (add, passwd):
         how = p.add_mutually_exclusive_group()
         how.add_argument(
@@ -55,11 +60,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
             "--password-stdin", action="store_true", help="read the password from stdin"
         )
     role = users.add_parser("role", help="change a user's role")
-    role.add_argument("name")
-    role.add_argument("role", choices=("staff", "researcher", "admin"))
+    role.add_argument("name", help="login name")
+    role.add_argument("role", choices=("staff", "researcher", "admin"), help="the new role")
     listing = users.add_parser("list", help="list users and roles")
     for p in (add, passwd, role, listing):
-        p.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS)
+        p.add_argument(
+            "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="TOML file"
+        )
     return parser
 
 
