@@ -251,6 +251,12 @@ def test_cli_query_and_export(
     assert cli_query.main(args) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 10 and set(rows[0]) == {"time", "participant", "tz", "wear_min", "hr_mean"}
+    whole = cli_query.main(["hr", "--from", FIRST, "--to", LAST])
+    one_query = sorted(capsys.readouterr().out.splitlines())
+    assert whole == 0 and cli_query.main(["hr", "--from", FIRST, "--to", LAST, "--progress"]) == 0
+    chunked = capsys.readouterr()  # participant-weeks under a bar: the same rows
+    assert sorted(chunked.out.splitlines()) == one_query and len(one_query) > 1000
+    assert "query: 100%" in chunked.err
     assert cli_query.main(["hr", "--from", "2024-01-01", "--to", "2024-01-02"]) == 3
     with pytest.raises(SystemExit) as bad:  # checked by argparse, before any connection
         cli_query.main(["hr", "-p", "Not A Pseudonym"])
