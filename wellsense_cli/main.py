@@ -97,7 +97,13 @@ def _usage() -> str:
         "commands:",
     ]
     lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in SUBCOMMANDS.items()]
-    lines += ["", "Run 'wellsense <command> --help' for a command's options."]
+    lines += [
+        "",
+        "Run 'wellsense <command> --help' for a command's options.",
+        "Exit codes: 0 done, 1 runtime failure, 2 usage or configuration error, 3 nothing "
+        "matched,",
+        "4 credentials refused, 5 bad input data. --format json is JSON Lines everywhere.",
+    ]
     return "\n".join(lines)
 
 
