@@ -154,3 +154,15 @@ def test_cli_on_real_depresjon_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(summary["is"], float) and isinstance(summary["iv"], float)
     assert 0 < summary["is"] < 1 and 0 < summary["iv"] < 2
     assert summary["missing_min"] == 60
+
+
+def test_a_bad_csv_line_is_named_by_its_line_in_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rr.csv"
+    rows = "".join(f"{1 + 0.8 * k:.1f},800\n" for k in range(400))
+    path.write_text("time,rr_ms\n\n" + rows + "321.0,abc\n")  # a blank line 2 still counts
+    assert main(["hrv", str(path)], "wf") == 5
+    assert f"{path}:403: '321.0,abc' is not a number" in capsys.readouterr().err
+    assert main(["hrv", str(path), "--skip-bad-lines", "--format", "csv"], "wf") == 0
+    assert "skipped 1 non-numeric line" in capsys.readouterr().err
