@@ -318,3 +318,17 @@ def test_json_lines_are_one_compact_object_per_line() -> None:
     buf = io.StringIO()
     cv.write_json_lines([{"a": float("nan"), "b": [1.0, float("inf")]}, {"c": "x"}], buf)
     assert buf.getvalue() == '{"a":null,"b":[1.0,null]}\n{"c":"x"}\n'
+
+
+def test_the_conventions_load_on_a_gateway_without_numpy_or_tqdm() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, collector.cli, collector.doctor, wellsense_cli.conventions; "
+        "print(sorted(m for m in ('numpy', 'tqdm', 'pandas') if m in sys.modules))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert run.stdout.strip() == "[]"  # tqdm is imported only when a bar is drawn
