@@ -361,7 +361,7 @@ def start_guard(
     log = (work / f"guard-{bucket}.log").open("wb")
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "wellsense_cli.main", "influx-guard",
+            sys.executable, "-m", "wellsense_cli.main", "influx", "guard",
             "--listen", f"127.0.0.1:{port}", "--influx-url", env["WELLSENSE_INFLUX_URL"],
             "--org", env["WELLSENSE_INFLUX_ORG"], "--bucket", bucket,
             "--influx-token-file", str(files["influx"]),

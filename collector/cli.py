@@ -1,9 +1,11 @@
 """`wellsense collect`: run the gateway collector, or scan for sensors.
 
     wellsense collect --config /etc/wellsense/collector.toml
-    wellsense collect scan [--timeout 10] [--format table|json|csv]
+    wellsense collect scan [--timeout 10] [--format table|json|csv] [--progress|--quiet]
 
-Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+Exit codes (wellsense_cli.conventions): 0 success, 1 runtime failure, 2 bad
+usage or configuration, 3 (scan) no sensor found. ``--format json`` writes one
+JSON object per sensor per line (JSON Lines).
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
 import sqlite3
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from wellsense_cli.conventions import (
+    EXIT_FAILURE,
+    EXIT_NO_DATA,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_format,
+    add_progress_args,
+    countdown,
+    progress_wanted,
+    write_json_lines,
+)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -32,7 +43,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="collector TOML file (sample: deploy/gateway/collector.sample.toml)",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log level written to stdout (default info)",
     )
     sub = parser.add_subparsers(dest="action", metavar="{scan}")
     scan = sub.add_parser(
@@ -47,7 +61,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="show every device, not only those offering heart rate or RSC",
     )
-    scan.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    add_format(scan, ("table", "json", "csv"), "table")
+    add_progress_args(scan)
     return parser
 
 
@@ -99,7 +114,10 @@ def _scan(args: argparse.Namespace) -> int:
 
     wanted = None if args.all else [Service.HEART_RATE.uuid, Service.RUNNING_SPEED_AND_CADENCE.uuid]
     try:
-        results = asyncio.run(ble.scan(args.timeout, adapter=args.adapter, service_uuids=wanted))
+        with countdown(args.timeout, desc="scanning", enabled=progress_wanted(args)):
+            results = asyncio.run(
+                ble.scan(args.timeout, adapter=args.adapter, service_uuids=wanted)
+            )
     except Exception as exc:  # bleak raises many kinds; the user needs the words
         print(
             f"wellsense collect scan: cannot scan: {exc}. Is Bluetooth on "
@@ -117,13 +135,17 @@ def _scan(args: argparse.Namespace) -> int:
         for r in results
     ]
     if args.format == "json":
-        print(json.dumps(rows, indent=2))
+        write_json_lines(rows, sys.stdout)
     elif args.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=["name", "address", "rssi_dbm", "services"])
         writer.writeheader()
         writer.writerows(rows)
     else:
         print(ble.format_scan_results(results))
+    if not rows:  # the table says so itself
+        if args.format != "table":
+            print("wellsense collect scan: no sensor found", file=sys.stderr)
+        return EXIT_NO_DATA
     return EXIT_OK
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.config import CollectorConfig
+from wellsense_cli.conventions import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 MIN_BLUEZ = (5, 55)  # bleak's BlueZ backend needs 5.55 or newer
@@ -296,7 +297,12 @@ def main(argv: list[str], prog: str = "wellsense doctor") -> int:
         description="Check this gateway and say what "
         "to fix: Bluetooth, broker, clock, disk and outbox.",
     )
-    parser.add_argument("--config", type=Path, default=Path("/etc/wellsense/collector.toml"))
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("/etc/wellsense/collector.toml"),
+        help="collector TOML file (default /etc/wellsense/collector.toml)",
+    )
     parser.add_argument("--no-broker", action="store_true", help="skip the broker login")
     args = parser.parse_args(argv)
     from collector.config import load
@@ -313,7 +319,7 @@ def main(argv: list[str], prog: str = "wellsense doctor") -> int:
                 "fix that option (the sample config explains each one)",
             ).text()
         )
-        return 1
+        return EXIT_USAGE
     print(
         f"[{OK:>4}] configuration: {args.config} (gateway {config.gateway}, study {config.study})"
     )
@@ -322,4 +328,4 @@ def main(argv: list[str], prog: str = "wellsense doctor") -> int:
         print(finding.text())
     failed = [f for f in findings if f.status == FAIL]
     print(f"{len(failed)} problem(s) to fix." if failed else "Nothing to fix.")
-    return 1 if failed else 0
+    return EXIT_FAILURE if failed else EXIT_OK

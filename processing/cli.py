@@ -1,9 +1,10 @@
 """``wellsense process --config FILE``: run one processing worker.
 
 Logs are JSON lines on stdout (for journald). Exit codes: 0 after SIGTERM or
-SIGINT, 2 on a configuration error, 3 when InfluxDB refuses the token, org or
+SIGINT, 2 on a configuration error, 4 when InfluxDB refuses the token, org or
 bucket (401/403/404): the service stops loudly instead of acknowledging
-messages it cannot store.
+messages it cannot store. The unit lists 2 and 4 in RestartPreventExitStatus=
+(wellsense_cli.conventions).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-EXIT_CONFIG = 2
+from wellsense_cli.conventions import EXIT_USAGE as EXIT_CONFIG
 
 
 def configure_logging(level: str = "info") -> None:
@@ -35,7 +36,10 @@ def main(argv: list[str], prog: str = "wellsense process") -> int:
     )
     parser.add_argument("--config", type=Path, required=True, metavar="FILE", help="TOML file")
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log level written (default info)",
     )
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)

@@ -47,11 +47,11 @@ from processing.dedup import SeqTracker, Verdict
 from processing.metrics import Metrics
 from processing.windows import DayCalendar, DirtyUnits, Unit
 from processing.writer import FatalWriteError, InfluxWriter, RejectedError, StoppedError
+from wellsense_cli.conventions import EXIT_OK, EXIT_REFUSED
 
 log = logging.getLogger("wellsense.processing")
 
-EXIT_OK = 0
-EXIT_INFLUX_AUTH = 3
+EXIT_INFLUX_AUTH = EXIT_REFUSED  # systemd: RestartPreventExitStatus=2 4
 DEADLETTER_WAIT_S = 10.0
 STATE_MAX_BYTES = 64 * 1024  # {"state", "ts_ns"} and a command acknowledgement
 FEATURE_BUDGET_S = 0.5  # per loop turn, so ingestion is never starved by features

@@ -437,7 +437,8 @@ Look further (the services are still running):
   export WELLSENSE_STUDY={run.study}
   .venv/bin/wellsense query participants
   .venv/bin/wellsense query hrv_window -p p-0001 --from {window[0][:10]} --to {window[0][:10]}
-  .venv/bin/wellsense report p-0001 --from {window[0][:10]} --to {window[0][:10]} --out report.html
+  .venv/bin/wellsense report -p p-0001 --from {window[0][:10]} --to {window[0][:10]} \\
+      --out report.html
   {stop_hint(services_dir):<39} # stop Mosquitto and InfluxDB when done
 """)
     return 0 if ok and missing == 0 else 1

@@ -3,7 +3,7 @@
 #
 #   sudo deploy/gateway/install.sh --bundle /media/usb/gw-5d2e81
 #
-# The bundle is the folder 'wellsense enroll' wrote on the server
+# The bundle is the folder 'wellsense participant enroll' wrote on the server
 # (collector.toml, ca.crt, mqtt-password). The installer:
 #   1. installs Debian packages: python3-venv, bluez (unless --no-apt);
 #   2. creates the system user 'wellsense' (no login, no home) in group 'bluetooth';
@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" = 0 ] || die "run me as root: sudo $0 $*"
-[ -n "$BUNDLE" ] || die "--bundle DIR is required (the folder 'wellsense enroll' made)"
+[ -n "$BUNDLE" ] || die "--bundle DIR is required (the folder 'wellsense participant enroll' made)"
 for f in collector.toml ca.crt mqtt-password; do
   [ -f "$BUNDLE/$f" ] || die "the bundle $BUNDLE has no $f; copy the whole folder from the server"
 done

@@ -33,7 +33,7 @@ install -d -m 0750 -o root -g wellsense /etc/wellsense
 install -d -m 0750 -o root -g mosquitto /etc/mosquitto/wellsense
 "$WS" broker init --config "$CONFIG" --secrets-dir /etc/wellsense
 chgrp mosquitto /etc/mosquitto/wellsense/passwd /etc/mosquitto/wellsense/acl
-"$WS" influx-setup --config "$CONFIG" --operator-token-file "$OPERATOR" --secrets-dir /etc/wellsense
+"$WS" influx setup --config "$CONFIG" --operator-token-file "$OPERATOR" --secrets-dir /etc/wellsense
 
 # The guard's files: its InfluxDB token is readable by the guard only.
 install -d -m 0750 -o root -g wellsense-guard /etc/wellsense/guard

@@ -3,7 +3,7 @@
 ``wellsense broker init`` renders the shipped templates in
 ``deploy/server/mosquitto/`` (TLS-only listener, no anonymous access, a
 password file, an ACL file) and creates the processing and admin users.
-``wellsense enroll`` then adds one password entry and one ACL block per
+``wellsense participant enroll`` then adds one password entry and one ACL block per
 gateway through :func:`set_password` and :func:`set_gateway_acl`.
 
 Passwords are handed to ``mosquitto_passwd`` on its standard input, never on
@@ -26,6 +26,7 @@ from string import Template
 
 from collector import wire
 from processing.admin.settings import AdminConfig, BrokerSettings
+from wellsense_cli.conventions import exit_code_for
 
 _BEGIN = "# BEGIN gateway "
 _END = "# END gateway "
@@ -236,8 +237,18 @@ def main(argv: list[str], prog: str = "wellsense broker") -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("init", help="write the config fragment, ACL and service users")
     p.add_argument("--config", type=Path, required=True, help="admin.toml")
-    p.add_argument("--conf-dir", type=Path, default=Path("/etc/mosquitto/conf.d"))
-    p.add_argument("--secrets-dir", type=Path, default=Path("/etc/wellsense"))
+    p.add_argument(
+        "--conf-dir",
+        type=Path,
+        default=Path("/etc/mosquitto/conf.d"),
+        help="Mosquitto's config fragment directory (default: %(default)s)",
+    )
+    p.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=Path("/etc/wellsense"),
+        help="where the service passwords are written, mode 0600 (default: %(default)s)",
+    )
     p.add_argument("--force", action="store_true", help="replace the ACL and service passwords")
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError
@@ -248,6 +259,6 @@ def main(argv: list[str], prog: str = "wellsense broker") -> int:
         print(init(config, args.conf_dir, args.secrets_dir, force=args.force))
     except (ConfigError, BrokerAdminError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        return exit_code_for(exc)
     print("Now run: systemctl reload mosquitto   (or restart it the first time)")
     return 0

@@ -1,6 +1,6 @@
-"""`wellsense enroll`: a new participant pseudonym, gateway credentials, ACL and config bundle.
+"""`wellsense participant enroll`: a new pseudonym, gateway credentials, ACL, config bundle.
 
-    wellsense enroll --config /etc/wellsense/admin.toml [--gateway gw-5d2e81]
+    wellsense participant enroll --config /etc/wellsense/admin.toml [--gateway gw-5d2e81]
                      [--sensor-address C0:FF:EE:00:00:01 | --sensor-name 'Polar H10 *']
 
 Prints the pseudonym and where the gateway bundle is. The bundle folder holds
@@ -25,6 +25,7 @@ from pathlib import Path
 from processing.admin import broker
 from processing.admin.registry import Registry
 from processing.admin.settings import AdminConfig
+from wellsense_cli.conventions import exit_code_for
 
 #: Where the installer puts a bundle's files on the gateway.
 GATEWAY_ETC = "/etc/wellsense"
@@ -54,7 +55,8 @@ def collector_toml(
         for i, p in enumerate(participants, 1)
     )
     return (
-        f"# WellSense gateway {gateway}, study {config.study.id}: written by 'wellsense enroll'.\n"
+        f"# WellSense gateway {gateway}, study {config.study.id}: "
+        "written by 'wellsense participant enroll'.\n"
         "# Options are explained in deploy/gateway/collector.sample.toml.\n\n"
         f'[gateway]\nstudy = "{config.study.id}"\nid = "{gateway}"\n'
         'data_dir = "/var/lib/wellsense"\n\n'
@@ -103,7 +105,7 @@ def reload_broker(command: str) -> str | None:
     return None if result.returncode == 0 else f"{command!r} failed: {result.stderr.strip()}"
 
 
-def main(argv: list[str], prog: str = "wellsense enroll") -> int:
+def main(argv: list[str], prog: str = "wellsense participant enroll") -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Enrol a participant: a random pseudonym, gateway credentials, broker "
@@ -120,7 +122,9 @@ def main(argv: list[str], prog: str = "wellsense enroll") -> int:
         default="systemctl reload mosquitto",
         help="how to make the broker re-read passwords and ACLs",
     )
-    parser.add_argument("--no-reload", action="store_true")
+    parser.add_argument(
+        "--no-reload", action="store_true", help="do not reload the broker (reload it yourself)"
+    )
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError
     from processing.admin import settings
@@ -135,7 +139,7 @@ def main(argv: list[str], prog: str = "wellsense enroll") -> int:
         done = enroll(config, gateway=args.gateway, sensor_line=sensor_line)
     except (ConfigError, broker.BrokerAdminError, ValueError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        return exit_code_for(exc)
     print(f"participant pseudonym: {done.participant}")
     print(f"gateway:               {done.gateway}{' (new)' if done.new_gateway else ''}")
     print(

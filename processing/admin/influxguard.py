@@ -29,7 +29,7 @@ missing, negative, non-numeric or too large Content-Length, or chunked
 transfer encoding, is refused without reading. Run it on the InfluxDB host;
 bind InfluxDB so that processing cannot reach it directly.
 
-    wellsense influx-guard --listen 127.0.0.1:8087 --influx-url http://127.0.0.1:8086 \\
+    wellsense influx guard --listen 127.0.0.1:8087 --influx-url http://127.0.0.1:8086 \\
         --org wellsense --bucket wellsense \\
         --influx-token-file /etc/wellsense/influx-processing-token \\
         --client-token-file /etc/wellsense/influx-guard-client-token
@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from processing.admin import fluxguard
+from wellsense_cli.conventions import exit_code_for
 
 log = logging.getLogger(__name__)
 
@@ -454,17 +455,29 @@ def _secret(path: Path) -> str:
     return text
 
 
-def main(argv: list[str], prog: str = "wellsense influx-guard") -> int:
+def main(argv: list[str], prog: str = "wellsense influx guard") -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Forward processing's writes and queries to InfluxDB; refuse deletes.",
     )
     parser.add_argument("--listen", default="127.0.0.1:8087", help="HOST:PORT")
-    parser.add_argument("--influx-url", default="http://127.0.0.1:8086")
-    parser.add_argument("--org", required=True)
-    parser.add_argument("--bucket", required=True)
-    parser.add_argument("--influx-token-file", type=Path, required=True)
-    parser.add_argument("--client-token-file", type=Path, required=True)
+    parser.add_argument(
+        "--influx-url", default="http://127.0.0.1:8086", help="InfluxDB (default: %(default)s)"
+    )
+    parser.add_argument("--org", required=True, help="InfluxDB organisation")
+    parser.add_argument("--bucket", required=True, help="the only bucket it lets through")
+    parser.add_argument(
+        "--influx-token-file",
+        type=Path,
+        required=True,
+        help="processing's InfluxDB token (chmod 600); only the guard holds it",
+    )
+    parser.add_argument(
+        "--client-token-file",
+        type=Path,
+        required=True,
+        help="the token processing presents to the guard (chmod 600)",
+    )
     args = parser.parse_args(argv)
     from collector import logs
 
@@ -481,7 +494,7 @@ def main(argv: list[str], prog: str = "wellsense influx-guard") -> int:
         )
     except (OSError, ValueError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        return exit_code_for(exc)
     log.info("influx guard listening", extra={"listen": args.listen, "bucket": args.bucket})
     try:
         guard.serve_forever()

@@ -1,6 +1,6 @@
 """Set up InfluxDB 2.x for a study: org, buckets, downsampling task, least-privilege tokens.
 
-    wellsense influx-setup --config /etc/wellsense/admin.toml \\
+    wellsense influx setup --config /etc/wellsense/admin.toml \\
         --operator-token-file /root/influx-operator-token --secrets-dir /etc/wellsense
 
 Idempotent: a second run changes retention if the config changed, replaces
@@ -36,6 +36,7 @@ from typing import Any
 from processing.admin.broker import write_private
 from processing.admin.influxapi import InfluxApi, InfluxApiError
 from processing.admin.settings import AdminConfig, InfluxSettings
+from wellsense_cli.conventions import exit_code_for
 
 DAY_S = 86_400
 TASK_PREFIX = "wellsense-downsample"
@@ -193,7 +194,7 @@ def setup(config: AdminConfig, operator_token: str, secrets_dir: Path) -> SetupR
     return SetupResult(org_id, {s.bucket: raw_id, s.downsampled_bucket: down_id}, files, task_id)
 
 
-def main(argv: list[str], prog: str = "wellsense influx-setup") -> int:
+def main(argv: list[str], prog: str = "wellsense influx setup") -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Create the study's InfluxDB org, buckets (with retention), the "
@@ -206,7 +207,12 @@ def main(argv: list[str], prog: str = "wellsense influx-setup") -> int:
         required=True,
         help="file (mode 0600) holding the operator token from InfluxDB's onboarding",
     )
-    parser.add_argument("--secrets-dir", type=Path, default=Path("/etc/wellsense"))
+    parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=Path("/etc/wellsense"),
+        help="where the tokens are written, mode 0600 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError
     from processing.admin import settings
@@ -219,6 +225,6 @@ def main(argv: list[str], prog: str = "wellsense influx-setup") -> int:
         result = setup(config, token, args.secrets_dir)
     except (ConfigError, InfluxApiError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        return exit_code_for(exc)
     print(result.summary())
     return 0

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from collector.config import CollectorConfig
 from processing.admin.settings import AdminConfig
+from wellsense_cli.conventions import exit_code_for
 
 
 def _duration(seconds: float) -> str:
@@ -175,6 +176,6 @@ def main(argv: list[str], prog: str = "wellsense notice") -> int:
         processing = load_toml(args.processing) if args.processing else {}
     except (ConfigError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        return exit_code_for(exc)
     print(render(admin, gateway, processing))
     return 0

@@ -40,6 +40,7 @@ from processing.admin.influxapi import InfluxApi, InfluxApiError
 from processing.admin.mqttadmin import AdminSession, MqttAdminError
 from processing.admin.registry import Registry, now_iso
 from processing.admin.settings import AdminConfig
+from wellsense_cli.conventions import exit_code_for
 
 ALL_TIME = ("1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
 
@@ -177,16 +178,20 @@ def withdraw(
 
 
 def main(argv: list[str], prog: str = "wellsense participant") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="List, withdraw or erase participants.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="List, withdraw or erase participants "
+        "(enrol one with 'wellsense participant enroll').",
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     lister = sub.add_parser("list", help="pseudonyms, gateways and status")
-    lister.add_argument("--config", type=Path, required=True)
+    lister.add_argument("--config", type=Path, required=True, help="admin.toml")
     for name, text in (
         ("withdraw", "stop collection now; keep the data"),
         ("erase", "stop collection and delete the participant's data everywhere"),
     ):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("participant")
+        p.add_argument("participant", help="pseudonym")
         p.add_argument("--config", type=Path, required=True, help="admin.toml")
         p.add_argument(
             "--ack-timeout",
@@ -194,7 +199,11 @@ def main(argv: list[str], prog: str = "wellsense participant") -> int:
             default=30.0,
             help="seconds to wait for the gateway's acknowledgement",
         )
-        p.add_argument("--reload-command", default="systemctl reload mosquitto")
+        p.add_argument(
+            "--reload-command",
+            default="systemctl reload mosquitto",
+            help="how to reload the broker after the ACL change (default: %(default)s)",
+        )
         p.add_argument("--receipt-json", type=Path, help="also write the receipt as JSON")
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError
@@ -218,7 +227,7 @@ def main(argv: list[str], prog: str = "wellsense participant") -> int:
         )
     except (ConfigError, KeyError, InfluxApiError, MqttAdminError, OSError, ValueError) as exc:
         print(f"{prog}: {str(exc).strip(chr(39))}", file=sys.stderr)
-        return 1
+        return exit_code_for(exc)
     print(receipt.text())
     if args.receipt_json:
         args.receipt_json.write_text(json.dumps(asdict(receipt), indent=1) + "\n")

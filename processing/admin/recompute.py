@@ -15,7 +15,7 @@ for the local days ``since`` .. ``until`` (inclusive, in ``[features] timezone``
 
 Run it with the service stopped or running (a unit computed twice gives the
 same point). Exit codes: 0 done, 1 InfluxDB error, 2 usage or configuration
-error.
+error, 4 InfluxDB refused the token.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from wellsense_cli import conventions
+from wellsense_cli.conventions import EXIT_FAILURE, EXIT_USAGE, exit_code_for
+
 log = logging.getLogger("wellsense.recompute")
 
-EXIT_INFLUX = 1
-EXIT_USAGE = 2
+EXIT_INFLUX = EXIT_FAILURE
 NS = 1_000_000_000
 
 
@@ -50,8 +52,19 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
-def recompute(config: Any, client: Any, writer: Any, since: dt.date, until: dt.date) -> Recomputed:
-    """Recompute the windows and days of ``since`` .. ``until``; see the module docstring."""
+def recompute(
+    config: Any,
+    client: Any,
+    writer: Any,
+    since: dt.date,
+    until: dt.date,
+    *,
+    progress: bool = False,
+) -> Recomputed:
+    """Recompute the windows and days of ``since`` .. ``until``; see the module docstring.
+
+    ``progress``: a bar over the units (windows and days) on stderr, with rate and ETA.
+    """
     from processing.featurejobs import FeatureJobs, rfc3339, stale_fields_possible
     from processing.windows import DayCalendar, Unit
 
@@ -83,8 +96,12 @@ def recompute(config: Any, client: Any, writer: Any, since: dt.date, until: dt.d
         )
 
     done = Recomputed()
-    for participant, (windows, hours) in sorted(jobs.recent(start_ns, stop_ns).items()):
+    work = sorted(jobs.recent(start_ns, stop_ns).items())
+    units = sum(len(set(w)) + len({calendar.day_of(h) for h in hs}) for _, (w, hs) in work)
+    bar = conventions.progress(units, desc="recompute", enabled=progress, unit="unit")
+    for participant, (windows, hours) in work:
         done.participants += 1
+        bar.set_postfix_str(participant, refresh=False)
         for t in sorted(set(windows)):
             unit = Unit("hrv", participant, t, t + fc.hrv_window_s * NS)
             result = jobs.compute(unit)
@@ -92,11 +109,14 @@ def recompute(config: Any, client: Any, writer: Any, since: dt.date, until: dt.d
                 delete(unit, "hrv_window")
             writer.write(result.lines)
             done.windows += 1
+            bar.update()
         for day_start, day_end in sorted({calendar.day_of(h) for h in hours}):
             unit = Unit("daily", participant, day_start, day_end)
             delete(unit, "daily")
             writer.write(jobs.compute(unit).lines)
             done.days += 1
+            bar.update()
+    bar.close()
     return done
 
 
@@ -112,6 +132,7 @@ def main(argv: list[str], prog: str = "wellsense recompute") -> int:
                         help="first local day (YYYY-MM-DD)")  # fmt: skip
     parser.add_argument("--until", type=_date, metavar="DATE",
                         help="last local day (default: today)")  # fmt: skip
+    conventions.add_progress_args(parser)
     args = parser.parse_args(argv)
 
     from processing.config import ConfigError, load
@@ -135,10 +156,13 @@ def main(argv: list[str], prog: str = "wellsense recompute") -> int:
     try:
         with InfluxDBClient(url=influx.url, token=influx.token, org=influx.org,
                             timeout=int(influx.timeout_s * 1000)) as client:  # fmt: skip
-            done = recompute(config, client, writer, args.since, until)
+            done = recompute(
+                config, client, writer, args.since, until,
+                progress=conventions.progress_wanted(args),
+            )  # fmt: skip
     except Exception as exc:  # InfluxDB unreachable or refusing: say so, no traceback
         print(f"{prog}: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
-        return EXIT_INFLUX
+        return EXIT_INFLUX if isinstance(exc, ValueError) else exit_code_for(exc)
     finally:
         writer.close()
     print(

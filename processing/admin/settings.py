@@ -1,7 +1,7 @@
 """The study administration config (``admin.toml``), validated once into frozen objects.
 
 Read by ``wellsense broker``, ``enroll``, ``participant``, ``notice`` and
-``influx-setup``, so that the broker, the database, the gateway bundles and
+``influx setup``, so that the broker, the database, the gateway bundles and
 the participant notice all follow one file. The commented sample is
 ``deploy/server/admin.sample.toml``. Standard library only: the admin tools
 talk to InfluxDB over its HTTP API and never need NumPy.

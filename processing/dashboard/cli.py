@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wellsense_cli.conventions import EXIT_FAILURE, EXIT_USAGE
+
 if TYPE_CHECKING:
     from processing.dashboard.settings import DashboardConfig
 
-EXIT_REFUSED = 1
-EXIT_CONFIG = 2
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -36,16 +36,21 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file (required)")
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log level written (default info)",
     )
     sub = parser.add_subparsers(dest="command")
     user = sub.add_parser("user", help="add users, set passwords, list users")
     users = user.add_subparsers(dest="action", required=True)
     add = users.add_parser("add", help="add a user")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("staff", "researcher", "admin"))
+    add.add_argument("name", help="login name")
+    add.add_argument(
+        "--role", required=True, choices=("staff", "researcher", "admin"), help="what they may do"
+    )
     passwd = users.add_parser("passwd", help="set a user's password")
-    passwd.add_argument("name")
+    passwd.add_argument("name", help="login name")
     for p in (add, passwd):
         how = p.add_mutually_exclusive_group()
         how.add_argument(
@@ -55,11 +60,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
             "--password-stdin", action="store_true", help="read the password from stdin"
         )
     role = users.add_parser("role", help="change a user's role")
-    role.add_argument("name")
-    role.add_argument("role", choices=("staff", "researcher", "admin"))
+    role.add_argument("name", help="login name")
+    role.add_argument("role", choices=("staff", "researcher", "admin"), help="the new role")
     listing = users.add_parser("list", help="list users and roles")
     for p in (add, passwd, role, listing):
-        p.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS)
+        p.add_argument(
+            "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="TOML file"
+        )
     return parser
 
 
@@ -74,7 +81,7 @@ def main(argv: list[str], prog: str = "wellsense dashboard") -> int:
         config = load(args.config)
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     if args.command == "user":
         return _user(args, config, prog)
     return serve(config, log_level=args.log_level)
@@ -102,7 +109,7 @@ def _user(args: argparse.Namespace, config: DashboardConfig, prog: str) -> int:
             password = getpass.getpass("New password: ")
             if getpass.getpass("Again: ") != password:
                 print(f"{prog}: the passwords differ", file=sys.stderr)
-                return EXIT_REFUSED
+                return EXIT_FAILURE
         if args.action == "add":
             box.add_user(args.name, args.role, password, must_change=args.one_time)
         else:
@@ -115,7 +122,7 @@ def _user(args: argparse.Namespace, config: DashboardConfig, prog: str) -> int:
         return 0
     except AccountError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_FAILURE
     finally:
         box.close()
 

@@ -1,6 +1,10 @@
 """`wellsense features`: recompute features offline from exported files, with the service's code.
 
-Exit codes: 0 ok, 1 runtime error, 2 usage error or unusable input.
+Exit codes (wellsense_cli.conventions): 0 ok, 1 runtime error, 2 usage error or
+unusable file, 5 a line that is not a number (its line number is in the
+message; ``--skip-bad-lines`` skips such lines and counts them on stderr).
+``--format json`` is JSON Lines: ``hrv`` one window per line; ``activity`` one
+line per day (``"record": "day"``) then one summary line (``"record": "summary"``).
 """
 
 from __future__ import annotations
@@ -8,8 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,16 +21,29 @@ import numpy as np
 
 from collector import wire
 from collector.beats import BeatClock
+from wellsense_cli.conventions import (
+    EXIT_BAD_DATA,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_format,
+    json_safe,
+    write_json_lines,
+)
 
 from .hrv import DEFAULT_WINDOW_S, HRV_KEYS, hrv_windows
 from .io import InputError, read_activity, read_rr
 from .pipeline import activity_report
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_ERROR = EXIT_FAILURE
 MIN_PLAUSIBLE_MEDIAN_MS = 150.0  # below this the file is almost surely in seconds
 
 
 class _UsageError(Exception):
+    pass
+
+
+class _BadLine(Exception):
     pass
 
 
@@ -53,7 +68,7 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
         "Measurement: arrival in ns since the epoch, its RR values separated by spaces), "
         "whose beats are placed with the gateway's beat clock. Plain or gzip.",
     )
-    h.add_argument("file", type=Path, metavar="FILE")
+    h.add_argument("file", type=Path, metavar="FILE", help="RR file (plain or gzip)")
     h.add_argument(
         "--window", type=float, default=DEFAULT_WINDOW_S, help="window length in s (default 300)"
     )
@@ -66,32 +81,23 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
         help="ignore the first value (PhysioNet nsr2db/chf2db exports store an offset there)",
     )
     h.add_argument(
-        "--format", choices=("csv", "json"), default="json", help="output format (default json)"
+        "--skip-bad-lines",
+        action="store_true",
+        help="skip lines that are not numbers (counted on stderr) instead of refusing the file",
     )
+    add_format(h, ("json", "csv"), "json")
     a = sub.add_parser(
         "activity",
         help="daily activity, sleep and circadian features from minute counts",
         description="Daily and whole-file features. FILE: CSV with 'timestamp,activity' "
         "columns (local time, one row per minute), optional 'steps'. Plain or gzip.",
     )
-    a.add_argument("file", type=Path, metavar="FILE")
-    a.add_argument(
-        "--format", choices=("csv", "json"), default="json", help="output format (default json)"
-    )
+    a.add_argument("file", type=Path, metavar="FILE", help="minute activity CSV (plain or gzip)")
+    add_format(a, ("json", "csv"), "json")
     return p
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe value: NaN/inf -> None, NumPy scalars -> Python."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+_clean = json_safe
 
 
 def _csv_cell(value: Any) -> str:
@@ -159,6 +165,12 @@ def _run_hrv(args: argparse.Namespace) -> str:
             f"{args.file}: median RR is {np.median(finite):.3g} ms; the file looks like "
             "seconds - pass --rr-unit s"
         )
+    if rec.first_bad_line is not None and not args.skip_bad_lines:
+        n, text = rec.first_bad_line
+        raise _BadLine(
+            f"{args.file}:{n}: {text[:40]!r} is not a number "
+            f"({rec.skipped_lines} such line(s); --skip-bad-lines skips them)"
+        )
     if rec.skipped_lines:
         print(
             f"note: skipped {rec.skipped_lines} non-numeric line(s) in {args.file}", file=sys.stderr
@@ -189,8 +201,14 @@ def _run_hrv(args: argparse.Namespace) -> str:
         ordered["quality"] = row["quality"]
         rows.append(ordered)
     if args.format == "json":
-        return json.dumps(_clean({"windows": rows}), indent=1) + "\n"
+        return _json_lines(rows)
     return _csv_table(rows)
+
+
+def _json_lines(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    write_json_lines(rows, buf)
+    return buf.getvalue()
 
 
 def _run_activity(args: argparse.Namespace) -> str:
@@ -199,7 +217,8 @@ def _run_activity(args: argparse.Namespace) -> str:
         raise InputError(f"{args.file}: no rows")
     report = activity_report(rec.minute, rec.activity, rec.steps)
     if args.format == "json":
-        return json.dumps(_clean(report), indent=1) + "\n"
+        days = [{"record": "day", **d} for d in report["days"]]
+        return _json_lines([*days, {"record": "summary", **report["summary"]}])
     return _csv_table(report["days"]) + "\n" + _csv_table([report["summary"]])
 
 
@@ -218,6 +237,9 @@ def main(argv: list[str], prog: str = "wellsense features") -> int:
     except (_UsageError, InputError) as exc:
         print(f"{prog} {args.kind}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except _BadLine as exc:
+        print(f"{prog} {args.kind}: {exc}", file=sys.stderr)
+        return EXIT_BAD_DATA
     except Exception as exc:  # report, never a traceback for the user
         print(f"{prog} {args.kind}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -27,6 +27,8 @@ class RRFile:
     rr_ms: FloatArray
     t_s: FloatArray | None  # beat times when the file had a time column
     skipped_lines: int  # non-numeric lines ignored (e.g. a stray '@')
+    #: (line number, text) of the first non-numeric line, for a message that names it
+    first_bad_line: tuple[int, str] | None = None
     #: (received_ns, RR values) per notification, for a ``received_ns,rr_ms`` file
     notifications: tuple[tuple[int, tuple[float, ...]], ...] | None = None
 
@@ -78,27 +80,30 @@ def read_rr(path: Path, *, unit: str = "ms", skip_first: bool = False) -> RRFile
     if unit not in ("ms", "s"):
         raise InputError(f"unknown unit {unit!r}: use 'ms' or 's'")
     text = _read_text(path)
-    lines = [ln.strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln]
+    numbered = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), start=1)]
+    numbered = [(n, ln) for n, ln in numbered if ln]
+    lines = [ln for _, ln in numbered]
     if lines and "," in lines[0] and _number(lines[0].split(",")[0]) is None:
         if "received_ns" in [h.strip().lower() for h in lines[0].split(",")]:
             return _read_notifications(path, lines, unit)
-        return _read_rr_csv(path, lines, unit)
+        return _read_rr_csv(path, lines, unit, [n for n, _ in numbered])
     values: list[float] = []
     skipped = 0
-    for ln in lines:
+    first_bad: tuple[int, str] | None = None
+    for n, ln in numbered:
         v = _number(ln)
         if v is None:
             skipped += 1
+            first_bad = first_bad or (n, ln)
         else:
             values.append(v)
     if skip_first and values:
         values = values[1:]
     rr = np.asarray(values, dtype=np.float64) * (1000.0 if unit == "s" else 1.0)
-    return RRFile(rr_ms=rr, t_s=None, skipped_lines=skipped)
+    return RRFile(rr_ms=rr, t_s=None, skipped_lines=skipped, first_bad_line=first_bad)
 
 
-def _read_rr_csv(path: Path, lines: list[str], unit: str) -> RRFile:
+def _read_rr_csv(path: Path, lines: list[str], unit: str, line_numbers: list[int]) -> RRFile:
     header = [h.strip().lower() for h in lines[0].split(",")]
     rr_col = next((c for c in ("rr_ms", "rr", "rr_s") if c in header), None)
     time_col = next((c for c in ("time", "t_s", "time_s", "timestamp") if c in header), None)
@@ -112,18 +117,26 @@ def _read_rr_csv(path: Path, lines: list[str], unit: str) -> RRFile:
     rr: list[float] = []
     ts: list[float] = []
     skipped = 0
-    for n, row in enumerate(csv.reader(io.StringIO("\n".join(lines[1:]))), start=2):
+    first_bad: tuple[int, str] | None = None
+    for k, row in enumerate(csv.reader(io.StringIO("\n".join(lines[1:]))), start=1):
+        n = line_numbers[k] if k < len(line_numbers) else k + 1
         if len(row) <= max(i_rr, i_t or 0):
             raise InputError(f"{path}:{n}: expected {len(header)} columns, got {len(row)}")
         v = _number(row[i_rr])
         t = _number(row[i_t]) if i_t is not None else 0.0
         if v is None or t is None:
             skipped += 1
+            first_bad = first_bad or (n, ",".join(row))
             continue
         rr.append(v * scale)
         ts.append(t)
     t_arr = np.asarray(ts, dtype=np.float64) if i_t is not None else None
-    return RRFile(rr_ms=np.asarray(rr, dtype=np.float64), t_s=t_arr, skipped_lines=skipped)
+    return RRFile(
+        rr_ms=np.asarray(rr, dtype=np.float64),
+        t_s=t_arr,
+        skipped_lines=skipped,
+        first_bad_line=first_bad,
+    )
 
 
 def _read_notifications(path: Path, lines: list[str], unit: str) -> RRFile:

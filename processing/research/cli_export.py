@@ -8,13 +8,16 @@ Examples::
     wellsense export --out csv/ -m hrv_window -m daily -m self_report
 
 One file per measurement (see ``processing.research.export``); a summary
-(file, rows) is printed on stdout, the progress bar on stderr.
+(file, rows) is printed on stdout, the progress bar (rate, ETA) on stderr when
+it is a terminal (``--progress`` forces it, ``--quiet`` hides it).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from wellsense_cli.conventions import add_progress_args, progress_wanted
 
 from . import _cli, columns
 from .export import DEFAULT_MEASUREMENTS, FORMATS, OMH_FORMATS, export
@@ -47,11 +50,12 @@ def main(argv: list[str], prog: str = "wellsense export") -> int:
         "--participant",
         "-p",
         action="append",
+        type=_cli.pseudonym,
         metavar="ID",
         help="pseudonym (repeatable; default: everyone with data)",
     )
     p.add_argument("--chunk-days", type=int, default=1, help="days per query (default 1)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_progress_args(p)
     _cli.add_range(p)
     _cli.add_common(p)
     args = p.parse_args(argv)
@@ -68,7 +72,7 @@ def main(argv: list[str], prog: str = "wellsense export") -> int:
             people = args.participant or store.participants(args.start, args.stop)
             if not people:
                 raise _cli.NoData("no participant has data in the range")
-            progress = Progress(0, title="export", enabled=not args.quiet)
+            progress = Progress(0, title="export", enabled=progress_wanted(args))
             summary = export(
                 store,
                 args.out,

@@ -1,15 +1,19 @@
-"""``wellsense report PARTICIPANT --from --to --out report.html``: the participant report.
+"""``wellsense report -p PARTICIPANT --from --to --out report.html``: the participant report.
 
 A self-contained HTML page (inline SVG and CSS, no scripts, no external
-assets); see ``processing.research.report`` for its sections.
+assets); see ``processing.research.report`` for its sections. The positional
+``wellsense report PARTICIPANT`` of the previous release still works, with a
+deprecation warning, until the next one.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from processing.features.baseline import MIN_DAYS
+from wellsense_cli.conventions import deprecated
 
 from . import _cli
 from .settings import connection_from_args
@@ -17,7 +21,12 @@ from .settings import connection_from_args
 
 def main(argv: list[str], prog: str = "wellsense report") -> int:
     p = _cli.parser(prog, "Write one participant's self-contained HTML report.")
-    p.add_argument("participant", help="pseudonym")
+    p.add_argument(
+        "--participant", "-p", type=_cli.pseudonym, metavar="ID", help="pseudonym (required)"
+    )
+    p.add_argument(  # deprecated spelling, kept for one release
+        "old_participant", nargs="?", type=_cli.pseudonym, help=argparse.SUPPRESS
+    )
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="report.html")
     p.add_argument(
         "--baseline-min-days",
@@ -28,13 +37,18 @@ def main(argv: list[str], prog: str = "wellsense report") -> int:
     _cli.add_range(p, required=True)
     _cli.add_common(p)
     args = p.parse_args(argv)
+    if args.old_participant is not None:
+        if args.participant is not None:
+            p.error("give the participant once, with -p ID")
+        deprecated(f"{prog} {args.old_participant}", f"{prog} -p {args.old_participant}")
+        args.participant = args.old_participant
+    if args.participant is None:
+        p.error("the following arguments are required: --participant/-p")
 
     def body() -> int:
-        from . import flux
         from .report import build_report
         from .store import Store
 
-        flux.check_ids([args.participant], "participant")
         with Store(connection_from_args(args)) as store:
             if args.participant not in store.participants(args.start, args.stop):
                 raise _cli.NoData(f"{args.participant} has no data in the range")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from wellsense_cli.conventions import add_format
+
 from . import _cli
 from .settings import Connection, connection_from_args
 
@@ -41,9 +43,16 @@ def main(argv: list[str], prog: str = "wellsense selfreport") -> int:
         ("agreement", "bias, limits of agreement, within-person r"),
     ):
         sp = sub.add_parser(name, help=text, epilog=_cli.EPILOG)
-        sp.add_argument("--participant", "-p", action="append", metavar="ID")
+        sp.add_argument(
+            "--participant",
+            "-p",
+            action="append",
+            type=_cli.pseudonym,
+            metavar="ID",
+            help="pseudonym (repeatable; default: everyone)",
+        )
         sp.add_argument("--out", type=Path, metavar="FILE", help="default: stdout")
-        sp.add_argument("--format", choices=("csv", "json"), default="csv")
+        add_format(sp, ("csv", "json"), "csv")
         _cli.add_range(sp, required=True)
         _cli.add_common(sp)
     args = p.parse_args(argv)
@@ -65,7 +74,7 @@ def _import(conn: Connection, path: Path, *, dry_run: bool) -> int:
     try:
         answers = read_csv_file(path, tz=conn.tz)
     except SelfReportError as exc:
-        raise ValueError(str(exc)) from None
+        raise _cli.BadData(str(exc)) from None
     lines = to_lines(answers, conn.study)
     people = len({a.participant for a in answers})
     if not dry_run:

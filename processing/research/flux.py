@@ -31,7 +31,14 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class QueryError(RuntimeError):
-    """InfluxDB could not answer (unreachable, refused, bad query); the message says why."""
+    """InfluxDB could not answer (unreachable, refused, bad query); the message says why.
+
+    ``status`` is InfluxDB's HTTP status when it answered (401/403: credentials refused).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def dialect() -> Any:

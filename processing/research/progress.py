@@ -1,15 +1,16 @@
-"""A dependency-free progress bar on stderr.
+"""The export's progress bar: tqdm on stderr, with rate and ETA (wellsense_cli.conventions).
 
-On a terminal it redraws one line (``\\r``); otherwise (a log file, CI) it
-prints a plain line at every 10 % so logs stay short. Labels carry
-pseudonyms and dates only.
+``total`` may be set after construction (the export knows its plan only once
+it has asked InfluxDB for the data's extent); the bar starts at the first
+``update``. Labels carry pseudonyms and dates only.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
+
+from wellsense_cli.conventions import Bar, progress
 
 
 class Progress:
@@ -24,31 +25,20 @@ class Progress:
         self.enabled = enabled
         self.done = 0
         self.rows = 0
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_decile = -1
-        self._started = time.monotonic()
+        self._bar: Bar | None = None
 
     def update(self, label: str, rows: int = 0) -> None:
         self.done += 1
         self.rows += rows
         if not self.enabled:
             return
-        pct = 100 * self.done // self.total
-        width = 24
-        filled = width * self.done // self.total
-        bar = "#" * filled + "." * (width - filled)
-        text = (
-            f"{self.title} {pct:3d}% [{bar}] {self.done}/{self.total} "
-            f"{label} {self.rows:,} rows {time.monotonic() - self._started:.0f}s"
-        )
-        if self._tty:
-            self.stream.write("\r" + text[:160].ljust(100))
-        elif pct // 10 != self._last_decile:
-            self._last_decile = pct // 10
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        if self._bar is None:
+            self._bar = progress(
+                self.total, desc=self.title, enabled=True, unit="chunk", stream=self.stream
+            )
+        self._bar.set_postfix_str(f"{label} {self.rows:,} rows", refresh=False)
+        self._bar.update(1)
 
     def close(self) -> None:
-        if self.enabled and self._tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()

@@ -95,7 +95,7 @@ class Store:
         except flux.QueryError:
             raise
         except Exception as exc:  # the client raises ApiException, urllib3 and OS errors
-            raise flux.QueryError(_describe(exc)) from None
+            raise flux.QueryError(_describe(exc), status=getattr(exc, "status", None)) from None
 
     def flux_frame(self, query: str, kinds: dict[str, str] | None = None) -> pd.DataFrame:
         """Any Flux query as a DataFrame (strings, ``time`` parsed) unless ``kinds`` is given."""

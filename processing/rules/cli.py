@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +19,17 @@ from typing import TextIO
 
 from processing.rules.errors import RuleSetError
 from processing.rules.loader import check_dir, load_rules, parse_duration, rule_files
+from wellsense_cli.conventions import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_format,
+    write_json_lines,
+)
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
+EXIT_PROBLEMS = EXIT_FAILURE  # rule files with errors
 DEFAULT_DIR = Path("rules")
+DIR_HELP = "rule directory or file (default: rules)"
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -34,12 +39,16 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{check,test,run}")
     check = sub.add_parser("check", help="lint rule files (exit 0 ok, 1 problems, 2 usage)")
-    check.add_argument("dir", nargs="?", type=Path, default=DEFAULT_DIR, metavar="DIR")
+    check.add_argument(
+        "dir", nargs="?", type=Path, default=DEFAULT_DIR, metavar="DIR", help=DIR_HELP
+    )
     check.add_argument("--strict", action="store_true", help="treat warnings as problems")
     test = sub.add_parser("test", help="replay the rules over a recorded feature history")
-    test.add_argument("dir", nargs="?", type=Path, default=DEFAULT_DIR, metavar="DIR")
+    test.add_argument(
+        "dir", nargs="?", type=Path, default=DEFAULT_DIR, metavar="DIR", help=DIR_HELP
+    )
     test.add_argument("--history", type=Path, required=True, metavar="FILE", help="CSV or JSON")
-    test.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    add_format(test, ("table", "json", "csv"), "table")
     test.add_argument("--tick", default="15m", help="scheduler interval (default 15m)")
     test.add_argument("--study", default="history", help="study id in the output")
     run = sub.add_parser("run", help="evaluate the rules on InfluxDB data on a schedule")
@@ -50,11 +59,16 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         metavar="FILE",
         help="the processing service's TOML (study, MQTT, InfluxDB)",
     )
-    run.add_argument("--rules", type=Path, default=DEFAULT_DIR, metavar="DIR")
+    run.add_argument("--rules", type=Path, default=DEFAULT_DIR, metavar="DIR", help=DIR_HELP)
     run.add_argument("--interval", default="60s", help="evaluation interval (default 60s)")
     run.add_argument("--lookback", default="35d", help="history read from InfluxDB (default 35d)")
     run.add_argument("--once", action="store_true", help="evaluate once and exit")
-    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log level written to stdout (default info)",
+    )
     return parser
 
 
@@ -124,7 +138,7 @@ def _test(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 def write_events(events: Sequence[object], fmt: str, out: TextIO) -> None:
-    """Print alert events as an aligned table, JSON (a list) or CSV."""
+    """Print alert events as an aligned table, JSON Lines (one event per line) or CSV."""
     from processing.rules.engine import AlertEvent
     from processing.rules.history import iso
 
@@ -148,8 +162,7 @@ def write_events(events: Sequence[object], fmt: str, out: TextIO) -> None:
         for e in events:
             assert isinstance(e, AlertEvent)
             payload.append({"time": iso(e.ts_ns), **e.to_json()})
-        json.dump(payload, out, indent=2)
-        out.write("\n")
+        write_json_lines(payload, out)
         return
     columns = ["time", "rule", "state", "severity", "subject", "value", "since", "message"]
     if fmt == "csv":

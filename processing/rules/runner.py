@@ -38,12 +38,13 @@ from typing import Any, Final
 from processing.rules.engine import NS, AlertEvent, RuleEngine
 from processing.rules.errors import RuleSetError
 from processing.rules.loader import RuleSet, load_rules, parse_duration
+from wellsense_cli import conventions
 
 log = logging.getLogger("wellsense.rules")
 
-EXIT_OK: Final = 0
-EXIT_RULES: Final = 1
-EXIT_CONFIG: Final = 2
+EXIT_OK: Final = conventions.EXIT_OK
+EXIT_RULES: Final = conventions.EXIT_FAILURE
+EXIT_CONFIG: Final = conventions.EXIT_USAGE
 DAILY_EVERY_S: Final = 900.0
 PUBLISH_WAIT_S: Final = 10.0
 

@@ -95,7 +95,7 @@ def test_bad_config_is_reported_in_words(
 ) -> None:
     (tmp_path / "c.toml").write_text('[gateway]\nstudy = "Bad Study"\n')
     rc, out = _run(tmp_path / "c.toml", capsys)
-    assert rc == 1 and "[gateway] study" in out
+    assert rc == 2 and "[gateway] study" in out  # EXIT_USAGE: a configuration error
 
 
 def test_bluez_version_parsing() -> None:

@@ -114,8 +114,11 @@ def test_recompute_command_rebuilds_daily_points_without_the_old_fields(
         writer.close()
     config = p.write_config(features={"timezone": TZ})
     args = ["--config", str(config), "--since", str(days[0]), "--until", str(days[-1])]
-    assert main(args) == 0
-    assert f"{N_DAYS} days recomputed" in capsys.readouterr().out
+    assert main([*args, "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert f"{N_DAYS} days recomputed" in captured.out
+    assert "recompute: 100%" in captured.err  # on stderr, with the rate:
+    assert "unit/s" in captured.err or "s/unit" in captured.err
 
     stored = daily_points(p)
     assert sorted(stored) == days

@@ -162,7 +162,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_nothing(
     assert restarted.wait(60) == 0
 
 
-def test_bad_influx_token_stops_loudly_with_exit_3_and_acks_nothing(
+def test_bad_influx_token_stops_loudly_with_exit_4_and_acks_nothing(
     pipeline: Pipeline,
 ) -> None:
     messages = _stream(pipeline, participants=1, per_participant=3)
@@ -173,7 +173,7 @@ def test_bad_influx_token_stops_loudly_with_exit_3_and_acks_nothing(
     finally:
         pipeline.influx.token = good_token
     publish_messages(pipeline.broker, messages)
-    assert proc.wait(30) == 3
+    assert proc.wait(30) == 4  # EXIT_REFUSED, not restarted by systemd
     log = pipeline.log_text()
     assert "InfluxDB refused to store data" in log and '"status": 401' in log
     assert "not-the-token" not in log and good_token not in log

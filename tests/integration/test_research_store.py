@@ -313,8 +313,16 @@ def test_cli_query_and_export(
     assert cli_query.main(args) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 10 and set(rows[0]) == {"time", "participant", "tz", "wear_min", "hr_mean"}
+    whole = cli_query.main(["hr", "--from", FIRST, "--to", LAST])
+    one_query = sorted(capsys.readouterr().out.splitlines())
+    assert whole == 0 and cli_query.main(["hr", "--from", FIRST, "--to", LAST, "--progress"]) == 0
+    chunked = capsys.readouterr()  # participant-weeks under a bar: the same rows
+    assert sorted(chunked.out.splitlines()) == one_query and len(one_query) > 1000
+    assert "query: 100%" in chunked.err
     assert cli_query.main(["hr", "--from", "2024-01-01", "--to", "2024-01-02"]) == 3
-    assert cli_query.main(["hr", "-p", "Not A Pseudonym"]) == 2
+    with pytest.raises(SystemExit) as bad:  # checked by argparse, before any connection
+        cli_query.main(["hr", "-p", "Not A Pseudonym"])
+    assert bad.value.code == 2
     assert "participant" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         cli_query.main(["--help"])
@@ -335,10 +343,11 @@ def test_cli_query_and_export(
         FIRST,
         "--to",
         LAST,
+        "--progress",  # stderr is not a terminal here
     ]
     assert cli_export.main(args) == 0
     captured = capsys.readouterr()
-    assert "export 100%" in captured.err and "rr.parquet" in captured.out
+    assert "export: 100%" in captured.err and "rr.parquet" in captured.out
     assert len(pd.read_parquet(out / "daily.parquet")) == 19  # p-bravo skips a day
     nd = tmp_path / "nd"
     assert cli_export.main(["--out", str(nd), "--format", "omh-ndjson", "-p", "p-alpha", "-q"]) == 0
@@ -347,7 +356,7 @@ def test_cli_query_and_export(
     assert first["header"]["schema_id"]["version"] == "1.0"
     capsys.readouterr()
     monkeypatch.setenv("WELLSENSE_INFLUX_TOKEN", "wrong-token")
-    assert cli_export.main(["--out", str(out), "--quiet"]) == 1
+    assert cli_export.main(["--out", str(out), "--quiet"]) == 4  # EXIT_REFUSED
     assert "401" in capsys.readouterr().err
 
 
@@ -372,7 +381,7 @@ def test_selfreport_import_is_idempotent_and_agreement_recovers_the_bias(
         assert len(store.self_reports()) == before == len(study.synth.self_report_rows())
     bad = tmp_path / "bad.csv"
     bad.write_text("participant,time,instrument,item,value\nP 1,yesterday,mood,mood,x\n")
-    assert cli_selfreport.main(["import", str(bad)]) == 2
+    assert cli_selfreport.main(["import", str(bad)]) == 5  # EXIT_BAD_DATA
     err = capsys.readouterr().err
     assert "bad.csv:2" in err
 
@@ -434,12 +443,15 @@ def _headless(profile: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 @pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (make test installs it)")
 def test_report_renders_in_headless_chromium(
-    study: Study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    study: Study,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for k, v in study.env().items():
         monkeypatch.setenv(k, v)
     out = tmp_path / "report.html"
-    assert cli_report.main(["p-alpha", "--from", FIRST, "--to", LAST, "--out", str(out)]) == 0
+    assert cli_report.main(["-p", "p-alpha", "--from", FIRST, "--to", LAST, "--out", str(out)]) == 0
     html = out.read_text()
     assert not re.search(r"(src|href)=\"(https?:|//)", html), "external asset"
     assert "<script" not in html
@@ -460,6 +472,7 @@ def test_report_renders_in_headless_chromium(
     colours = _distinct_colours(png.read_bytes())
     assert colours > 20, "the screenshot is blank"
     assert cli_report.main(["p-nobody", "--from", FIRST, "--to", LAST, "--out", str(out)]) == 3
+    assert "deprecated" in capsys.readouterr().err  # the positional of the last release
 
 
 def _distinct_colours(png: bytes) -> int:

@@ -125,7 +125,7 @@ def test_cli_computes_windows_from_a_notification_file(tmp_path: Path) -> None:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert cli.main(["hrv", str(csv)], "wf") == 0
-    windows = json.loads(buf.getvalue())["windows"]
+    windows = [json.loads(line) for line in buf.getvalue().splitlines()]  # JSON Lines
     assert windows and all(w["start_s"] % 300 == 0 for w in windows)  # epoch-aligned
     full = [w for w in windows if w["n_beats"] > 300]
     assert full and all(w["rmssd_ms"] is not None for w in full)

@@ -40,10 +40,19 @@ def _rr_file(tmp_path: Path, n: int = 900) -> Path:
     return path
 
 
-def test_hrv_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["hrv", str(_rr_file(tmp_path)), "--format", "json", "--window", "300"], "wf") == 0
-    out = json.loads(capsys.readouterr().out)
-    win = out["windows"]
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_hrv_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _rr_file(tmp_path)
+    argv = ["hrv", str(path), "--format", "json", "--window", "300"]
+    assert main(argv, "wf") == 5  # the trailing '@' is refused, with its line number
+    assert f"{path}:901: '@' is not a number" in capsys.readouterr().err
+    assert main([*argv, "--skip-bad-lines"], "wf") == 0
+    captured = capsys.readouterr()
+    assert "skipped 1 non-numeric line" in captured.err
+    win = _json_lines(captured.out)  # one window per line
     assert len(win) >= 2
     assert {
         "start_s",
@@ -84,9 +93,10 @@ def test_activity_json_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str
     path = tmp_path / "act.csv"
     path.write_text(body)
     assert main(["activity", str(path), "--format", "json"], "wf") == 0
-    out = json.loads(capsys.readouterr().out)
-    assert {"is", "iv", "l5", "m10", "ra"} <= set(out["summary"])
-    assert len(out["days"]) == 4 and out["days"][1]["date"] == "2024-03-05"
+    *days, summary = _json_lines(capsys.readouterr().out)
+    assert summary["record"] == "summary" and {"is", "iv", "l5", "m10", "ra"} <= set(summary)
+    assert len(days) == 4 and days[1]["date"] == "2024-03-05"
+    assert {d["record"] for d in days} == {"day"}
     assert main(["activity", str(path), "--format", "csv"], "wf") == 0
     text = capsys.readouterr().out
     assert text.startswith("date,") and "\nis,iv,l5,m10,ra" in text
@@ -140,6 +150,19 @@ def test_real_file_quirks() -> None:
 def test_cli_on_real_depresjon_file(capsys: pytest.CaptureFixture[str]) -> None:
     path = require("depresjon") / "control" / "control_1.csv.gz"  # has the DST gap
     assert main(["activity", str(path), "--format", "json"], "wf") == 0
-    out = json.loads(capsys.readouterr().out)
-    assert 0 < out["summary"]["is"] < 1 and 0 < out["summary"]["iv"] < 2
-    assert out["summary"]["missing_min"] == 60
+    summary = _json_lines(capsys.readouterr().out)[-1]
+    assert isinstance(summary["is"], float) and isinstance(summary["iv"], float)
+    assert 0 < summary["is"] < 1 and 0 < summary["iv"] < 2
+    assert summary["missing_min"] == 60
+
+
+def test_a_bad_csv_line_is_named_by_its_line_in_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rr.csv"
+    rows = "".join(f"{1 + 0.8 * k:.1f},800\n" for k in range(400))
+    path.write_text("time,rr_ms\n\n" + rows + "321.0,abc\n")  # a blank line 2 still counts
+    assert main(["hrv", str(path)], "wf") == 5
+    assert f"{path}:403: '321.0,abc' is not a number" in capsys.readouterr().err
+    assert main(["hrv", str(path), "--skip-bad-lines", "--format", "csv"], "wf") == 0
+    assert "skipped 1 non-numeric line" in capsys.readouterr().err

@@ -135,7 +135,7 @@ def test_test_table_json_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     hist = history_csv(tmp_path / "h.csv")
     code, out, err = run(["test", str(RULES), "--history", str(hist), "--format", "json"], capsys)
     assert code == 0, err
-    events = json.loads(out)
+    events = [json.loads(line) for line in out.splitlines()]  # JSON Lines
     got = [(e["time"], e["rule"], e["state"], e.get("participant") or "") for e in events]
     assert [(t, r, s) for t, r, s, _ in got] == [(t, r, s) for t, r, s, _ in EXPECTED]
     code, out, _ = run(["test", str(RULES), "--history", str(hist), "--format", "csv"], capsys)
@@ -172,7 +172,7 @@ def test_test_json_history_and_tick(tmp_path: Path, capsys: pytest.CaptureFixtur
         ["test", str(RULES), "--history", str(hist), "--format", "json", "--tick", "1h"], capsys
     )
     assert code == 0
-    events = json.loads(out)
+    events = [json.loads(line) for line in out.splitlines()]  # JSON Lines
     # hourly ticks: 360 min passed at 06:00, '> 360' first true at 07:00
     assert [(e["time"], e["state"]) for e in events] == [("2025-11-26T07:00:00Z", "firing")]
 
