@@ -41,7 +41,10 @@ MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
             "seq",
         ),
     ),
-    "gateway_sensor": (("study", "gateway", "sensor"), ("last_sample_age_s", "battery_pct")),
+    "gateway_sensor": (
+        ("study", "gateway", "sensor"),
+        ("last_sample_age_s", "battery_pct", "dropped_samples"),
+    ),
     "gateway_state": (("study", "gateway"), ("state",)),
     "hrv_window": (
         ("study", "participant", "window", "source", "device"),
@@ -174,6 +177,7 @@ def _message_lines(m: wire.Message) -> Iterator[str]:
                     {
                         "last_sample_age_s": sensor.last_sample_age_s,
                         "battery_pct": sensor.battery_pct,
+                        "dropped_samples": sensor.dropped_samples,
                     },
                     s.ts_ns,
                 )

@@ -25,6 +25,7 @@ broker holds (and persists) the rest: memory stays bounded here.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -43,6 +44,7 @@ from collector import safejson, stored, wire
 from collector.mqtt import new_client
 from processing import confirm, deadletter, schema
 from processing.config import ProcessingConfig
+from processing.deadletterstore import KIND_MESSAGE, KIND_SAMPLES, DeadLetterStore
 from processing.dedup import SeqTracker, Verdict
 from processing.metrics import Metrics
 from processing.windows import DayCalendar, DirtyUnits, Unit
@@ -146,6 +148,17 @@ class Service:
         self._caught_up = False
         self._catchup_retry_at = 0.0
         self._client = self._make_client()
+        self._dead_store: DeadLetterStore | None = None
+
+    @property
+    def dead_store(self) -> DeadLetterStore:
+        """The durable dead-letter store, opened at first use (``run`` opens it at start)."""
+        if self._dead_store is None:
+            dl = self.config.deadletter
+            self._dead_store = DeadLetterStore(
+                dl.path, max_rows=dl.max_rows, max_bytes=dl.max_bytes
+            )
+        return self._dead_store
 
     # -- MQTT ----------------------------------------------------------------------
 
@@ -217,6 +230,7 @@ class Service:
         )
         code = EXIT_OK
         next_stats = self.monotonic() + cfg.stats_interval_s
+        self.dead_store  # noqa: B018 - opened now: an unwritable path stops us before any ack
         try:
             while not self.stop.is_set():
                 batch = self._collect()
@@ -259,6 +273,8 @@ class Service:
             self._client.disconnect()
             self._client.loop_stop()
             self.writer.close()
+            if self._dead_store is not None:
+                self._dead_store.close()
             if self._influx_client is not None:
                 self._influx_client.close()
         log.info("processing stopped", extra={"fields": {"exit_code": code}})
@@ -309,7 +325,7 @@ class Service:
             self._prepare_state(pending)
             return pending
         try:
-            message = wire.decode(pending.payload, topic=msg.topic)
+            message, dropped = wire.decode_lenient(pending.payload, topic=msg.topic)
         except wire.WireError as exc:
             self._deadletter(pending, exc.reason, exc.field, str(exc))
             # Handled: confirmed as dead so the gateway stops sending it.
@@ -342,9 +358,52 @@ class Service:
                     }
                 },
             )
+        if dropped:
+            self._deadletter_samples(pending, dropped)
         pending.message = message
         pending.lines = schema.message_lines(message)
         return pending
+
+    def _deadletter_samples(
+        self, pending: _Pending, dropped: tuple[wire.DroppedSample, ...]
+    ) -> None:
+        """Store the impossible samples of a valid message as one dead letter.
+
+        Its payload is the message with only the dropped samples (same
+        envelope), so it can be looked into and replayed alone.
+        """
+        body = safejson.loads(
+            pending.payload, max_bytes=wire.MAX_MESSAGE_BYTES, caller_checks_numbers=True
+        )
+        assert isinstance(body, dict)  # decode_lenient accepted it
+        body["samples"] = [d.raw for d in dropped]
+        first = dropped[0].error
+        self.dead_store.add(
+            received_ns=self.wall_ns(),
+            kind=KIND_SAMPLES,
+            reason=first.reason,
+            field=first.field,
+            error="; ".join(str(d.error) for d in dropped[:5])
+            + (f"; and {len(dropped) - 5} more" if len(dropped) > 5 else ""),
+            topic=pending.topic,
+            worker=self.config.worker,
+            payload=json.dumps(body, separators=(",", ":")).encode(),
+        )
+        for d in dropped:
+            self.metrics.samples_dropped[d.error.reason] += 1
+        if self._dl_logged < _LOG_DEADLETTERS_PER_INTERVAL:
+            self._dl_logged += 1
+            log.warning(
+                "dropped impossible samples of a message; stored the rest",
+                extra={
+                    "fields": {
+                        "dropped": len(dropped),
+                        "reason": first.reason,
+                        "field": first.field,
+                        "topic": pending.topic[:200],
+                    }
+                },
+            )
 
     def _prepare_state(self, pending: _Pending) -> None:
         try:
@@ -373,6 +432,18 @@ class Service:
             return pending
 
     def _deadletter(self, pending: _Pending, reason: str, field_name: str, error: str) -> None:
+        received_ns = self.wall_ns()
+        # Durable first (fsynced): the message is acked only after this returns.
+        self.dead_store.add(
+            received_ns=received_ns,
+            kind=KIND_MESSAGE,
+            reason=reason,
+            field=field_name,
+            error=error,
+            topic=pending.topic,
+            worker=self.config.worker,
+            payload=pending.payload,
+        )
         body = deadletter.record(
             reason=reason,
             field=field_name,
@@ -380,7 +451,7 @@ class Service:
             topic=pending.topic,
             payload=pending.payload,
             worker=self.config.worker,
-            received_ns=self.wall_ns(),
+            received_ns=received_ns,
         )
         pending.deadletters.append(self._client.publish(self._deadletter_topic, body, qos=1))
         pending.lines = []
@@ -631,6 +702,8 @@ class Service:
 
     def _stats(self, *, final: bool = False) -> None:
         self.metrics.retries = self.writer.counters.retries
+        if self._dead_store is not None:
+            self.metrics.dead_evicted = self._dead_store.evicted
         values = self.metrics.snapshot()
         self._dl_logged = 0
         log.info("stats", extra={"fields": {"final": final, **values}})

@@ -48,6 +48,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "broker": Subcommand("processing.admin.broker", "render the Mosquitto config and ACLs"),
     "influx-setup": Subcommand("processing.admin.influxsetup", "buckets, tasks and tokens"),
     "influx-guard": Subcommand("processing.admin.influxguard", "InfluxDB write guard"),
+    "deadletter": Subcommand(
+        "processing.deadletter_cli", "list, show and replay processing's dead letters"
+    ),
     "recompute": Subcommand(
         "processing.admin.recompute", "recompute stored features after a definition change"
     ),
