@@ -14,6 +14,7 @@ import pytest
 from collector import wire
 from processing.deadletterstore import KIND_MESSAGE, DeadLetterStore
 from tests.integration.processing_fixture import (
+    T0_NS,
     Pipeline,
     hr_messages,
     pipeline,
@@ -24,6 +25,7 @@ from tests.integration.processing_fixture import (
 __all__ = ["pipeline"]
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
+T0 = T0_NS
 
 
 def _glitched(study: str, n_messages: int) -> list[wire.Message]:
@@ -116,3 +118,39 @@ def test_replay_stores_what_an_older_version_dead_lettered_whole_and_is_idempote
     listed = _cli(config, "list", "--replayed", "yes", "--format", "json")
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert row["id"] == row_id and row["replay_result"].startswith("stored 9 samples")
+
+
+def test_a_glitch_in_every_100th_notification_through_the_collector_chain(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Collector ingest -> batcher -> outbox -> publisher -> broker -> processing -> InfluxDB."""
+    from collector import ble_events as ev
+    from collector.gatt_uuids import Characteristic
+    from collector.ingest import Ingest
+    from tests.integration.test_delivery_e2e import ROUTE, Gateway
+    from wellsense_sim import encode
+
+    service = pipeline.start(features={"enabled": False})
+    gw = Gateway(pipeline.broker, pipeline.study, tmp_path / "outbox.sqlite3").start()
+    ingest = Ingest(gw.batcher, {"chest": ROUTE}, now_ns=lambda: T0)
+    hrm = Characteristic.HEART_RATE_MEASUREMENT.uuid
+    n, glitch_hr, glitch_rr = 1000, 0, 0
+    try:
+        for k in range(n):
+            hr, rr = 60 + k % 20, (1000.0,)
+            if k % 100 == 99:  # every 100th notification: a uint16 HR or an RR of 0 ms
+                if k % 200 == 99:
+                    hr, glitch_hr = 65535, glitch_hr + 1
+                else:
+                    rr, glitch_rr = (0.0, 1000.0), glitch_rr + 1
+            data = encode.heart_rate_measurement(hr, contact=True, rr_ms=rr)
+            ingest.handle(ev.RawNotification(T0 + k * 10**9, "chest", hrm, data, 1))
+        gw.batcher.flush_all()
+        gw.wait_empty(120)  # every message confirmed as stored by processing
+    finally:
+        gw.close()
+    assert ingest.sensors["chest"].dropped_samples == 2 * glitch_hr + glitch_rr
+    assert pipeline.count("hr", "hr_bpm") == n - glitch_hr  # every valid notification
+    assert pipeline.count("rr", "rr_ms") == n - glitch_hr  # every valid RR value
+    assert not service.metrics.dead_lettered and not service.metrics.samples_dropped
+    assert pipeline.stop(service) == 0
