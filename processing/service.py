@@ -41,7 +41,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import safejson, stored, wire
-from collector.mqtt import new_client
+from collector.mqtt import describe_disconnect, new_client
 from processing import confirm, deadletter, schema
 from processing.config import ProcessingConfig
 from processing.deadletterstore import KIND_MESSAGE, KIND_SAMPLES, DeadLetterStore
@@ -194,7 +194,8 @@ class Service:
         self.connected.clear()
         if not self.stop.is_set():
             log.warning(
-                "disconnected from broker; reconnecting", extra={"fields": {"reason": str(rc)}}
+                "disconnected from broker; reconnecting",
+                extra={"fields": {"reason": describe_disconnect(flags, rc)}},
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
