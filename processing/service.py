@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +150,8 @@ class Service:
         self._catchup_retry_at = 0.0
         self._client = self._make_client()
         self._dead_store: DeadLetterStore | None = None
+        self._next_stats = 0.0
+        self._write_started = 0.0  # monotonic start of the write in flight
 
     @property
     def dead_store(self) -> DeadLetterStore:
@@ -230,7 +233,7 @@ class Service:
             },
         )
         code = EXIT_OK
-        next_stats = self.monotonic() + cfg.stats_interval_s
+        self._next_stats = self.monotonic() + cfg.stats_interval_s
         self.dead_store  # noqa: B018 - opened now: an unwritable path stops us before any ack
         try:
             while not self.stop.is_set():
@@ -241,9 +244,7 @@ class Service:
                 if cfg.features.enabled:
                     self._catch_up()
                     self._run_features(self.dirty.due(), FEATURE_BUDGET_S)
-                if self.monotonic() >= next_stats:
-                    next_stats = self.monotonic() + cfg.stats_interval_s
-                    self._stats()
+                self._stats_if_due()
                 if batch:
                     self._start_write(batch)
             self._finish_inflight()
@@ -470,12 +471,26 @@ class Service:
     def _start_write(self, batch: list[_Pending]) -> None:
         """Write ``batch`` on the writer thread; the worker goes on decoding meanwhile."""
         lines = [text for p in batch for text in p.lines]
+        self._write_started = self.monotonic()
         self._inflight = (batch, self._executor.submit(self._timed_write, lines), len(lines))
 
     def _timed_write(self, lines: list[str]) -> float:
         started = time.monotonic()
         self.writer.write(lines)
         return time.monotonic() - started
+
+    def _await_write(self, future: Future[float]) -> float:
+        """The write's latency, reporting stats on schedule while it is still retrying.
+
+        During an InfluxDB outage the writer retries in place for as long as
+        it lasts; a monitor must still see the worker alive and the write
+        pending (``write_pending_s``) every ``stats_interval_s``.
+        """
+        while True:
+            try:
+                return future.result(timeout=max(0.05, self._next_stats - self.monotonic()))
+            except FutureTimeout:
+                self._stats_if_due(writing=True)
 
     def _finish_inflight(self) -> None:
         """Wait for the batch being written, then acknowledge it (or raise)."""
@@ -484,7 +499,7 @@ class Service:
         batch, future, n_lines = self._inflight
         self._inflight = None
         try:
-            self.metrics.observe_write(future.result())
+            self.metrics.observe_write(self._await_write(future))
         except RejectedError as exc:
             # Nothing else is being written now: the writer is ours alone again.
             log.warning(
@@ -701,15 +716,30 @@ class Service:
 
     # -- self-metrics ----------------------------------------------------------------
 
-    def _stats(self, *, final: bool = False) -> None:
+    def _stats_if_due(self, *, writing: bool = False) -> None:
+        if self.monotonic() >= self._next_stats:
+            self._next_stats = self.monotonic() + self.config.stats_interval_s
+            self._stats(writing=writing)
+
+    def _stats(self, *, final: bool = False, writing: bool = False) -> None:
+        """Log the stats line; write it as a point unless a write is still retrying.
+
+        ``writing``: the writer thread is retrying a batch (InfluxDB down); the
+        writer is not shared between threads, and the point could not be
+        stored anyway, so only the log line goes out.
+        """
         self.metrics.retries = self.writer.counters.retries
         if self._dead_store is not None:
             self.metrics.dead_evicted = self._dead_store.evicted
         values = self.metrics.snapshot()
         self._dl_logged = 0
-        log.info("stats", extra={"fields": {"final": final, **values}})
+        pending_s = self.monotonic() - self._write_started if writing else 0.0
+        log.info(
+            "stats",
+            extra={"fields": {"final": final, "write_pending_s": round(pending_s, 1), **values}},
+        )
         text = self.metrics.line(values, self.wall_ns())
-        if text is None or final:
+        if text is None or final or writing:
             return
         try:
             self.writer.write([text])
