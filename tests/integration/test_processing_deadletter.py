@@ -153,4 +153,17 @@ def test_a_glitch_in_every_100th_notification_through_the_collector_chain(
     assert pipeline.count("hr", "hr_bpm") == n - glitch_hr  # every valid notification
     assert pipeline.count("rr", "rr_ms") == n - glitch_hr  # every valid RR value
     assert not service.metrics.dead_lettered and not service.metrics.samples_dropped
+    # The clock quality of every message is kept (a clock point per message).
+    clocks = pipeline.flux('|> filter(fn: (r) => r._measurement == "clock")')
+    by_field: dict[str, set[object]] = {}
+    for row in clocks:
+        by_field.setdefault(row["_field"], set()).add(row["_value"])
+    data_seqs = {
+        row["_value"]
+        for row in pipeline.flux('|> filter(fn: (r) => r._field == "seq")')
+        if row["_measurement"] != "clock"
+    }
+    assert by_field["seq"] == data_seqs
+    assert by_field["synced"] == {True} and by_field["source"] == {"sim"}
+    assert by_field["max_error_ms"] == {5.0}
     assert pipeline.stop(service) == 0
