@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from collector import ble_events as ev
-from collector import gatt, wire
+from collector import gatt, redact, wire
 from collector.batcher import Batcher, Route
 from collector.beats import MAX_LATENCY_NS, BeatClock
 from collector.gatt_uuids import Characteristic
@@ -190,7 +190,7 @@ class Ingest:
                 event=event,
                 battery_pct=battery_pct,
                 rssi_dbm=rssi_dbm,
-                detail=detail[:200],
+                detail=redact.addresses(detail)[:200],  # exception texts carry addresses
             ),
         )
 
