@@ -46,6 +46,7 @@ MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
         ("last_sample_age_s", "battery_pct", "dropped_samples"),
     ),
     "gateway_state": (("study", "gateway"), ("state",)),
+    "clock_step": (("study", "participant", "device"), ("until_ns", "back_ms", "seq")),
     "clock": (
         ("study", "participant", "device", "stream"),
         ("synced", "source", "max_error_ms", "seq"),
@@ -273,6 +274,19 @@ def clock_line(m: wire.Message) -> str:
             "seq": m.seq,
         },
         m.sent_ns,
+    )
+    assert text is not None
+    return text
+
+
+def clock_step_line(m: wire.Message, start_ns: int, until_ns: int) -> str:
+    """A ``clock_step`` point: beats of ``[start_ns, until_ns]`` belong to two timelines."""
+    assert m.participant is not None
+    text = line(
+        "clock_step",
+        {"study": m.study, "participant": m.participant, "device": m.device},
+        {"until_ns": until_ns, "back_ms": (until_ns - start_ns) / 1e6, "seq": m.seq},
+        start_ns,
     )
     assert text is not None
     return text

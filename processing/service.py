@@ -44,6 +44,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from collector import safejson, stored, wire
 from collector.mqtt import describe_disconnect, new_client
 from processing import confirm, deadletter, schema
+from processing.clocksteps import StepDetector
 from processing.config import ProcessingConfig
 from processing.deadletterstore import KIND_MESSAGE, KIND_SAMPLES, DeadLetterStore
 from processing.dedup import SeqTracker, Verdict
@@ -125,6 +126,7 @@ class Service:
         self.monotonic = monotonic
         self.metrics = Metrics(study=config.study, worker=config.worker)
         self.tracker = SeqTracker()
+        self.clock_steps = StepDetector()
         self.connected = threading.Event()
         self._inbox: queue.SimpleQueue[mqtt.MQTTMessage] = queue.SimpleQueue()
         self._deadletter_topic = wire.deadletter_topic(config.study)
@@ -364,7 +366,30 @@ class Service:
             self._deadletter_samples(pending, dropped)
         pending.message = message
         pending.lines = schema.message_lines(message)
+        if message.stream == "hr" and message.participant is not None:
+            self._clock_steps(pending, message)
         return pending
+
+    def _clock_steps(self, pending: _Pending, message: wire.Message) -> None:
+        beats = (
+            t
+            for s in message.samples
+            if isinstance(s, wire.HrSample) and s.rr_ms
+            for t in schema.hr_beat_times_ns(s)
+        )
+        for step in self.clock_steps.see(message.device, message.epoch, message.seq, beats):
+            self.metrics.clock_steps += 1
+            pending.lines.append(schema.clock_step_line(message, step.start_ns, step.until_ns))
+            log.warning(
+                "gateway clock stepped back: beats repeat a stretch of time",
+                extra={
+                    "fields": {
+                        "participant": message.participant,
+                        "device": message.device,
+                        "back_s": round((step.until_ns - step.start_ns) / 1e9, 3),
+                    }
+                },
+            )
 
     def _deadletter_samples(
         self, pending: _Pending, dropped: tuple[wire.DroppedSample, ...]
