@@ -228,7 +228,7 @@ def test_only_processing_confirms_storage_and_only_that_gateway_reads_it(
     broker: tuple[ShippedBroker, dict[str, str]], clients: list[Client]
 ) -> None:
     server, passwords = broker
-    processing = _client(clients, server, "wellsense-processing", server.secret("processing"))
+    processing = _client(clients, server, "wellsense-processing-w1", server.secret("processing-w1"))
     assert processing.connect()
     gw_a = _client(clients, server, "gw-a", passwords["gw-a"])
     gw_b = _client(clients, server, "gw-b", passwords["gw-b"])
