@@ -50,7 +50,8 @@ async def release_stale_connections(sensors: Sequence[SensorSpec]) -> int:
             addr = device["Address"].value
             name = device["Alias"].value if "Alias" in device else None
             uuids = device["UUIDs"].value if "UUIDs" in device else []
-            if not any(s.matches(addr, name, uuids) for s in sensors):
+            matched = [s.key for s in sensors if s.matches(addr, name, uuids)]
+            if not matched:
                 continue
             result = await bus.call(
                 Message(
@@ -62,7 +63,8 @@ async def release_stale_connections(sensors: Sequence[SensorSpec]) -> int:
             )
             if result is not None and result.message_type == MessageType.METHOD_RETURN:
                 released += 1
-                log.warning("released sensor %s left connected by a previous run", addr)
+                # The sensor's key, never its address (docs/privacy.md).
+                log.warning("released sensor %s left connected by a previous run", matched[0])
     finally:
         bus.disconnect()
     return released

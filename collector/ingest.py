@@ -6,6 +6,15 @@ parses GATT payloads, places the beats of each sensor's RR intervals with one
 derives contact lost/restored events from the sensor's own contact bit, keeps
 per-sensor health, and hands samples to the batcher.
 A payload that does not parse is counted and logged, never fatal.
+
+Physically impossible values are dropped here, before they can poison a batch
+(processing rejects them; see docs/wire.md, "Per-sample validation"): a heart
+rate above :data:`collector.wire.HR_BPM_MAX` drops the whole notification
+(its RR values come from the same glitching measurement) and the beat clock
+never sees it, so the next notification starts a new timeline as after a
+notification lost on the air; an RR value below :data:`collector.wire.RR_MS_MIN`
+(the strap's 0 or 1/1024 s) is dropped alone. Both are counted per sensor
+(``dropped_samples`` in health messages).
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from collector import ble_events as ev
-from collector import gatt, wire
+from collector import gatt, redact, wire
 from collector.batcher import Batcher, Route
 from collector.beats import MAX_LATENCY_NS, BeatClock
 from collector.gatt_uuids import Characteristic
@@ -36,6 +45,8 @@ class SensorState:
     battery_pct: int | None = None
     samples: int = 0
     parse_errors: int = 0
+    #: impossible heart rates (whole notifications) and RR values dropped
+    dropped_samples: int = 0
     last_rsc_ns: int | None = None
     step_carry: float = 0.0  # fraction of a step not yet reported
     beat_clock: BeatClock = field(default_factory=BeatClock)
@@ -75,10 +86,16 @@ class Ingest:
             if item.char_uuid == _HRM:
                 hrm = gatt.parse_heart_rate_measurement(item.data)
                 self._contact(hrm.contact, item.received_ns, route, state)
+                if hrm.hr_bpm > wire.HR_BPM_MAX:
+                    self._dropped(item.sensor_key, state, 1 + len(hrm.rr_ms), "hr_bpm")
+                    return
+                rr_ms = tuple(rr for rr in hrm.rr_ms if rr >= wire.RR_MS_MIN)
+                if len(rr_ms) < len(hrm.rr_ms):
+                    self._dropped(item.sensor_key, state, len(hrm.rr_ms) - len(rr_ms), "rr_ms")
                 if state.beat_session != item.session:
                     state.beat_clock.reset()
                     state.beat_session = item.session
-                beats = state.beat_clock.add(item.received_ns, hrm.rr_ms)
+                beats = state.beat_clock.add(item.received_ns, rr_ms)
                 self.batcher.add(
                     route,
                     "hr",
@@ -87,7 +104,7 @@ class Ingest:
                         hr_bpm=hrm.hr_bpm,
                         contact=hrm.contact,
                         energy_kj=hrm.energy_kj,
-                        rr_ms=hrm.rr_ms,
+                        rr_ms=rr_ms,
                         beat_ns=beats[-1] if beats else None,
                         rr_break=state.beat_clock.last_break if beats else None,
                     ),
@@ -113,6 +130,20 @@ class Ingest:
             return
         state.samples += 1
         state.last_sample_ns = item.received_ns
+
+    @staticmethod
+    def _dropped(sensor_key: str, state: SensorState, count: int, field_name: str) -> None:
+        before = state.dropped_samples
+        state.dropped_samples += count
+        # Logged when the count passes a power of two: a strap glitching every
+        # second must not flood the log.
+        if state.dropped_samples.bit_length() > before.bit_length():
+            log.warning(
+                "sensor %s: impossible %s dropped (%d so far)",
+                sensor_key,
+                field_name,
+                state.dropped_samples,
+            )
 
     @staticmethod
     def _steps(cadence_per_min: int, item: ev.RawNotification, state: SensorState) -> int | None:
@@ -159,7 +190,7 @@ class Ingest:
                 event=event,
                 battery_pct=battery_pct,
                 rssi_dbm=rssi_dbm,
-                detail=detail[:200],
+                detail=redact.addresses(detail)[:200],  # exception texts carry addresses
             ),
         )
 
@@ -214,6 +245,7 @@ class Ingest:
                 if s.last_sample_ns is None
                 else max(0.0, (now - s.last_sample_ns) / 1e9),
                 battery_pct=s.battery_pct,
+                dropped_samples=s.dropped_samples,
             )
             for key, s in self.sensors.items()
         }

@@ -2,7 +2,8 @@
 
 Library modules log to their module logger and stay silent by default; only
 a service's entry point calls :func:`configure`. Messages carry pseudonyms
-and ids, never secrets: settings objects hide passwords in their repr.
+and ids, never secrets (settings objects hide passwords in their repr) and
+never Bluetooth addresses (:mod:`collector.redact` rewrites every line).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 import sys
 import time
 from typing import Any, TextIO
+
+from collector import redact
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
@@ -34,7 +37,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # No Bluetooth address reaches a log, whatever an exception text carries.
+        return redact.addresses(json.dumps(entry, default=str))
 
 
 def configure(level: str = "info", stream: TextIO = sys.stdout) -> None:

@@ -45,7 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from collector import stored, wire
-from collector.mqtt import new_client
+from collector.mqtt import describe_disconnect, new_client
 from collector.outbox import Outbox
 from collector.tomlconfig import MqttSettings
 
@@ -168,7 +168,7 @@ class Publisher:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, properties: Any = None
     ) -> None:
-        self._events.put(("disconnect", rc))
+        self._events.put(("disconnect", describe_disconnect(flags, rc)))
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, properties: Any = None
@@ -305,7 +305,7 @@ class Publisher:
         elif kind == "disconnect":
             if self._connected:
                 self.counters.disconnects += 1
-                log.warning("disconnected from broker: %s; messages stay in the outbox", value)
+                log.warning("%s; messages stay in the outbox", value)
             self._connected = False
         elif kind == "ack":
             mid, rc = value

@@ -66,7 +66,8 @@ Sample kinds (timestamps ``ts_ns`` are ns since the Unix epoch, UTC):
   "rssi_dbm": int|null, "detail": str}``.
 * ``health``: ``{"ts_ns", "uptime_s", "outbox_depth", "outbox_oldest_age_s",
   "outbox_evicted", "sensors_connected", "sensors": {key: {"last_sample_age_s",
-  "battery_pct"}}}``.
+  "battery_pct", "dropped_samples" (optional: impossible values the gateway
+  dropped since it started, see docs/wire.md)}}}``.
 * ``features``: one HRV window of one device, computed on the gateway with
   ``processing.features.hrv``: ``{"ts_ns" (window start, aligned to the Unix
   epoch), "window_s", "n_beats", "n_rr", "coverage", "kept_fraction", "flags",
@@ -104,6 +105,11 @@ RR_GAP_TOLERANCE_MS: Final = 10.0
 MAX_BEAT_LEAD_NS: Final = 2_000_000_000
 #: ... and precede it by at most this (it re-anchors a running sum lagging more).
 MAX_BEAT_LAG_NS: Final = 600_000_000_000
+#: Physical bounds of an ``hr`` sample (a uint16 field can carry 65535 bpm, and
+#: a strap reports RR 0 ms): outside them a value is a sensor glitch.
+HR_BPM_MAX: Final = 300
+RR_MS_MIN: Final = 1.0
+RR_MS_MAX: Final = 65535.0
 TOPIC_ROOT: Final = "wellsense/v1"
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 MAX_SAMPLES: Final = 10_000
@@ -268,6 +274,8 @@ class StatusSample:
 class SensorHealth:
     last_sample_age_s: float | None
     battery_pct: int | None
+    #: impossible values the gateway dropped since it started (optional: older gateways)
+    dropped_samples: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -544,7 +552,7 @@ _HEALTH_KEYS: Final = frozenset(
         "sensors",
     }
 )
-_SENSOR_HEALTH_KEYS: Final = frozenset({"last_sample_age_s", "battery_pct"})
+_SENSOR_HEALTH_KEYS: Final = frozenset({"last_sample_age_s", "battery_pct", "dropped_samples"})
 _FEATURES_KEYS: Final = frozenset(
     {"ts_ns", "window_s", "n_beats", "n_rr", "coverage", "kept_fraction", "flags", "quality"}
 ) | frozenset(HRV_FEATURE_KEYS)
@@ -579,11 +587,11 @@ def _hr_sample(raw: Mapping[str, Any], p: str, *, minor: bool = False) -> HrSamp
     if len(rr_raw) > MAX_RR_PER_SAMPLE:
         raise FieldValueError(f"{p}rr_ms", f"more than {MAX_RR_PER_SAMPLE} intervals")
     ts_ns = _ts(_field(raw, "ts_ns", p), f"{p}ts_ns")
-    rr_ms = tuple(_float(v, f"{p}rr_ms[{i}]", 1.0, 65535.0) for i, v in enumerate(rr_raw))
+    rr_ms = tuple(_float(v, f"{p}rr_ms[{i}]", RR_MS_MIN, RR_MS_MAX) for i, v in enumerate(rr_raw))
     beat_ns, rr_break = _beat_fields(raw, p, ts_ns, rr_ms)
     return HrSample(
         ts_ns=ts_ns,
-        hr_bpm=_int(_field(raw, "hr_bpm", p), f"{p}hr_bpm", 0, 300),
+        hr_bpm=_int(_field(raw, "hr_bpm", p), f"{p}hr_bpm", 0, HR_BPM_MAX),
         contact=None if contact is None else _bool(contact, f"{p}contact"),
         energy_kj=_opt_int(_field(raw, "energy_kj", p), f"{p}energy_kj", 0, 65535),
         rr_ms=rr_ms,
@@ -656,6 +664,9 @@ def _health_sample(raw: Mapping[str, Any], p: str) -> HealthSample:
                 _field(entry, "last_sample_age_s", sp), f"{sp}last_sample_age_s", 0.0, 1e10
             ),
             battery_pct=_opt_int(_field(entry, "battery_pct", sp), f"{sp}battery_pct", 0, 100),
+            dropped_samples=_opt_int(
+                entry.get("dropped_samples"), f"{sp}dropped_samples", 0, 2**53
+            ),
         )
     return HealthSample(
         ts_ns=_ts(_field(raw, "ts_ns", p), f"{p}ts_ns"),
@@ -755,11 +766,46 @@ def _epoch(value: Any) -> str | None:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class DroppedSample:
+    """A sample :func:`decode_lenient` left out: its index, the error, and its JSON."""
+
+    index: int
+    error: WireError
+    raw: Any
+
+
+#: Per-sample violations: a value out of its range or of the wrong type inside
+#: one sample. Anything else (bad JSON, envelope, unknown or missing fields) is
+#: a contract mismatch and rejects the whole message.
+_PER_SAMPLE_ERRORS: Final = (FieldValueError, FieldTypeError)
+
+
 def decode(payload: bytes, topic: str | None = None) -> Message:
     """Decode and validate one message; if ``topic`` is given it must agree.
 
     Raises a :class:`WireError` subclass naming the field on any violation.
     """
+    return _decode(payload, topic, None)
+
+
+def decode_lenient(
+    payload: bytes, topic: str | None = None
+) -> tuple[Message, tuple[DroppedSample, ...]]:
+    """Like :func:`decode`, but a sample with a per-sample violation is left out.
+
+    A value out of range or of the wrong type inside one sample (a glitch:
+    ``hr_bpm`` 65535, ``rr_ms`` 0) drops that sample only; the rest of the
+    message is returned with the dropped samples. Raises :class:`WireError`
+    for any other violation, and with the first sample's error when no
+    sample is left.
+    """
+    dropped: list[DroppedSample] = []
+    message = _decode(payload, topic, dropped)
+    return message, tuple(dropped)
+
+
+def _decode(payload: bytes, topic: str | None, dropped: list[DroppedSample] | None) -> Message:
     if len(payload) > MAX_MESSAGE_BYTES:
         raise MessageTooLargeError("", f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
     try:
@@ -809,9 +855,21 @@ def decode(payload: bytes, topic: str | None = None) -> Message:
         raise FieldValueError("samples", f"more than {MAX_SAMPLES} samples")
     if stream == "hr" and schema == SCHEMA_V1_1:
         decoder = _hr_sample_v1_1
-    samples = tuple(
-        decoder(_object(s, f"samples[{i}]"), f"samples[{i}].") for i, s in enumerate(samples_raw)
-    )
+    if dropped is None:
+        samples = tuple(
+            decoder(_object(s, f"samples[{i}]"), f"samples[{i}].")
+            for i, s in enumerate(samples_raw)
+        )
+    else:
+        kept: list[Sample] = []
+        for i, s in enumerate(samples_raw):
+            try:
+                kept.append(decoder(_object(s, f"samples[{i}]"), f"samples[{i}]."))
+            except _PER_SAMPLE_ERRORS as exc:
+                dropped.append(DroppedSample(i, exc, s))
+        if not kept:
+            raise dropped[0].error
+        samples = tuple(kept)
     message = Message(
         stream=stream,
         study=study,
@@ -843,6 +901,10 @@ def _jsonable(sample: Sample) -> dict[str, Any]:
         for key in ("beat_ns", "rr_break"):  # v1.1 only; v1 messages stay byte-identical
             if data[key] is None:
                 del data[key]
+    elif isinstance(sample, HealthSample):
+        for sensor in data["sensors"].values():
+            if sensor["dropped_samples"] is None:  # optional: older messages stay identical
+                del sensor["dropped_samples"]
     elif isinstance(sample, FeaturesSample):
         data["quality"] = list(sample.quality)
     elif isinstance(sample, SelfReportSample):

@@ -85,6 +85,22 @@ class RulesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadLetterConfig:
+    """The durable dead-letter store (:mod:`processing.deadletterstore`)."""
+
+    path: Path
+    max_rows: int
+    max_bytes: int
+
+
+def default_deadletter_path() -> Path:
+    """``$STATE_DIRECTORY`` (systemd's StateDirectory) or ``~/.local/state/wellsense``."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    base = Path(state) if state else Path.home() / ".local" / "state" / "wellsense"
+    return base / "deadletter.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessingConfig:
     path: Path
     study: str
@@ -101,6 +117,9 @@ class ProcessingConfig:
     features: FeatureConfig
     rules: RulesConfig = RulesConfig(False, None, 60.0, 35 * 86400.0)
     notify: NotifyConfig | None = None  # alert delivery (processing.notify.settings)
+    deadletter: DeadLetterConfig = field(
+        default_factory=lambda: DeadLetterConfig(default_deadletter_path(), 100_000, 1024**3)
+    )
 
     def topic_filters(self) -> list[str]:
         """What to subscribe to: participant streams and gateway health/state."""
@@ -146,6 +165,7 @@ def load(path: Path) -> ProcessingConfig:
     features = _features(root.table("features"))
     rules = _rules(root.table("rules"))
     notify = parse_notify(root.table("notify"))
+    deadletter = _deadletter(root.table("deadletter"))
     root.reject_unknown()
     return ProcessingConfig(
         path=path,
@@ -163,7 +183,16 @@ def load(path: Path) -> ProcessingConfig:
         features=features,
         rules=rules,
         notify=notify,
+        deadletter=deadletter,
     )
+
+
+def _deadletter(sec: Section) -> DeadLetterConfig:
+    path = sec.path_value("path") or default_deadletter_path()
+    max_rows = sec.int("max_rows", 100_000, lo=1, hi=10**9)
+    max_mb = sec.int("max_mb", 1024, lo=1, hi=10**6)
+    sec.reject_unknown()
+    return DeadLetterConfig(path, max_rows, max_mb * 1024 * 1024)
 
 
 def _influx(sec: Section) -> InfluxConfig:

@@ -34,7 +34,11 @@ from processing.features._types import FloatArray
 from processing.features.baseline import WINDOW_DAYS
 from processing.features.hrv import HRV_KEYS, hrv_window_at
 from processing.features.night_hrv import usable_quality
+from processing.features.rr_clean import Quality, quality_names
 from processing.windows import NS, DayCalendar, Unit
+
+#: How far back a clock_step point is looked for: steps back of up to a day.
+CLOCK_STEP_LOOKBACK_NS = 86_400 * 10**9
 
 MINUTE_NS = 60 * NS
 
@@ -328,6 +332,23 @@ class FeatureJobs:
             return self._hrv(unit)
         return self._daily(unit)
 
+    def _clock_stepped(self, unit: Unit) -> bool:
+        """Does a stretch of repeated time (a gateway clock stepped back) overlap the unit?
+
+        ``clock_step`` points (processing.clocksteps) sit at the stretch's start
+        and carry its end; a step of up to :data:`CLOCK_STEP_LOOKBACK_NS` back is found.
+        """
+        flux = self._range(
+            unit.start_ns - CLOCK_STEP_LOOKBACK_NS,
+            unit.end_ns,
+            f'r._measurement == "clock_step" and r.participant == "{unit.participant}"'
+            ' and r._field == "until_ns"',
+        ) + (
+            ' |> group() |> keep(columns: ["_time", "_value"])'
+            " |> map(fn: (r) => ({t: int(v: r._time), v: int(v: r._value)}))"
+        )
+        return any(int(row[1]) >= unit.start_ns for row in self._rows(flux, ("t", "v")))
+
     def _hrv(self, unit: Unit) -> UnitResult:
         t_ns, rr = self._series(unit, "rr", "rr_ms")
         fp = (int(rr.size), float(rr.sum()))
@@ -336,6 +357,11 @@ class FeatureJobs:
         row = hrv_window_at(t_ns, rr, start_ns=unit.start_ns, window_s=self.window_s)
         if row is None:
             return UnitResult([], fp)
+        if self._clock_stepped(unit):
+            # Beats of two timelines share this window: no feature mixes them.
+            row = {**row, **dict.fromkeys(HRV_KEYS, None)}
+            row["flags"] = int(row["flags"]) | Quality.CLOCK_STEP
+            row["quality"] = quality_names(row["flags"])
         fields: dict[str, schema.FieldValue | None] = {k: row[k] for k in HRV_KEYS}
         fields.update(
             n_beats=int(row["n_beats"]),

@@ -40,6 +40,10 @@ class Metrics:
     points_written: int = 0
     samples_written: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
+    #: impossible samples left out of otherwise valid messages, by reason
+    samples_dropped: Counter[str] = field(default_factory=Counter)
+    clock_steps: int = 0  # gateway clock steps back seen in beat times
+    dead_evicted: int = 0  # dead letters the bounded store deleted (from its file)
     duplicates: int = 0
     confirmations: int = 0  # storage confirmation messages published to gateways
     gaps: int = 0
@@ -87,6 +91,11 @@ class Metrics:
         }
         for reason, count in sorted(self.dead_lettered.items()):
             values[f"dead_{reason}"] = count
+        values["samples_dropped"] = sum(self.samples_dropped.values())
+        for reason, count in sorted(self.samples_dropped.items()):
+            values[f"dropped_{reason}"] = count
+        values["dead_evicted"] = self.dead_evicted
+        values["clock_steps"] = self.clock_steps
         return values
 
     def line(self, values: dict[str, Any], ts_ns: int) -> str | None:

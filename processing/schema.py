@@ -41,8 +41,16 @@ MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
             "seq",
         ),
     ),
-    "gateway_sensor": (("study", "gateway", "sensor"), ("last_sample_age_s", "battery_pct")),
+    "gateway_sensor": (
+        ("study", "gateway", "sensor"),
+        ("last_sample_age_s", "battery_pct", "dropped_samples"),
+    ),
     "gateway_state": (("study", "gateway"), ("state",)),
+    "clock_step": (("study", "participant", "device"), ("until_ns", "back_ms", "seq")),
+    "clock": (
+        ("study", "participant", "device", "stream"),
+        ("synced", "source", "max_error_ms", "seq"),
+    ),
     "hrv_window": (
         ("study", "participant", "window", "source", "device"),
         (
@@ -174,6 +182,7 @@ def _message_lines(m: wire.Message) -> Iterator[str]:
                     {
                         "last_sample_age_s": sensor.last_sample_age_s,
                         "battery_pct": sensor.battery_pct,
+                        "dropped_samples": sensor.dropped_samples,
                     },
                     s.ts_ns,
                 )
@@ -181,6 +190,8 @@ def _message_lines(m: wire.Message) -> Iterator[str]:
                     yield text
         return
     assert m.participant is not None
+    if m.stream in CLOCK_STREAMS:
+        yield clock_line(m)
     # ids are validated by the wire contract ([a-z0-9_-]), so they need no escaping.
     tags = f"device={m.device},participant={m.participant},study={study}"
     if m.stream == "hr":
@@ -239,6 +250,46 @@ def _message_lines(m: wire.Message) -> Iterator[str]:
         yield from self_report_lines(_wire_answers(m), study)
     else:  # pragma: no cover - the wire contract knows no other stream
         raise ValueError(f"unknown stream {m.stream!r}")
+
+
+#: Streams whose sample times come from the gateway's clock: their messages'
+#: clock quality is stored (a ``clock`` point per message).
+CLOCK_STREAMS: Final = frozenset({"hr", "activity", "status", "features"})
+
+
+def clock_line(m: wire.Message) -> str:
+    """The ``clock`` point of a message: how far its sample times can be trusted.
+
+    At ``sent_ns`` (when the gateway closed the batch and read its clock
+    state), so a repeat of the message replaces the same point.
+    """
+    assert m.participant is not None
+    text = line(
+        "clock",
+        {"study": m.study, "participant": m.participant, "device": m.device, "stream": m.stream},
+        {
+            "synced": m.clock.synced,
+            "source": m.clock.source,
+            "max_error_ms": m.clock.max_error_ms,
+            "seq": m.seq,
+        },
+        m.sent_ns,
+    )
+    assert text is not None
+    return text
+
+
+def clock_step_line(m: wire.Message, start_ns: int, until_ns: int) -> str:
+    """A ``clock_step`` point: beats of ``[start_ns, until_ns]`` belong to two timelines."""
+    assert m.participant is not None
+    text = line(
+        "clock_step",
+        {"study": m.study, "participant": m.participant, "device": m.device},
+        {"until_ns": until_ns, "back_ms": (until_ns - start_ns) / 1e6, "seq": m.seq},
+        start_ns,
+    )
+    assert text is not None
+    return text
 
 
 #: ``source`` tag of ``hrv_window`` points computed on a gateway (data

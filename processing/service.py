@@ -25,12 +25,14 @@ broker holds (and persists) the rest: memory stays bounded here.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +42,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import safejson, stored, wire
-from collector.mqtt import new_client
+from collector.mqtt import describe_disconnect, new_client
 from processing import confirm, deadletter, schema
+from processing.clocksteps import StepDetector
 from processing.config import ProcessingConfig
+from processing.deadletterstore import KIND_MESSAGE, KIND_SAMPLES, DeadLetterStore
 from processing.dedup import SeqTracker, Verdict
 from processing.metrics import Metrics
 from processing.windows import DayCalendar, DirtyUnits, Unit
@@ -122,6 +126,7 @@ class Service:
         self.monotonic = monotonic
         self.metrics = Metrics(study=config.study, worker=config.worker)
         self.tracker = SeqTracker()
+        self.clock_steps = StepDetector()
         self.connected = threading.Event()
         self._inbox: queue.SimpleQueue[mqtt.MQTTMessage] = queue.SimpleQueue()
         self._deadletter_topic = wire.deadletter_topic(config.study)
@@ -146,6 +151,19 @@ class Service:
         self._caught_up = False
         self._catchup_retry_at = 0.0
         self._client = self._make_client()
+        self._dead_store: DeadLetterStore | None = None
+        self._next_stats = 0.0
+        self._write_started = 0.0  # monotonic start of the write in flight
+
+    @property
+    def dead_store(self) -> DeadLetterStore:
+        """The durable dead-letter store, opened at first use (``run`` opens it at start)."""
+        if self._dead_store is None:
+            dl = self.config.deadletter
+            self._dead_store = DeadLetterStore(
+                dl.path, max_rows=dl.max_rows, max_bytes=dl.max_bytes
+            )
+        return self._dead_store
 
     # -- MQTT ----------------------------------------------------------------------
 
@@ -181,7 +199,8 @@ class Service:
         self.connected.clear()
         if not self.stop.is_set():
             log.warning(
-                "disconnected from broker; reconnecting", extra={"fields": {"reason": str(rc)}}
+                "disconnected from broker; reconnecting",
+                extra={"fields": {"reason": describe_disconnect(flags, rc)}},
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -216,7 +235,8 @@ class Service:
             },
         )
         code = EXIT_OK
-        next_stats = self.monotonic() + cfg.stats_interval_s
+        self._next_stats = self.monotonic() + cfg.stats_interval_s
+        self.dead_store  # noqa: B018 - opened now: an unwritable path stops us before any ack
         try:
             while not self.stop.is_set():
                 batch = self._collect()
@@ -226,9 +246,7 @@ class Service:
                 if cfg.features.enabled:
                     self._catch_up()
                     self._run_features(self.dirty.due(), FEATURE_BUDGET_S)
-                if self.monotonic() >= next_stats:
-                    next_stats = self.monotonic() + cfg.stats_interval_s
-                    self._stats()
+                self._stats_if_due()
                 if batch:
                     self._start_write(batch)
             self._finish_inflight()
@@ -259,6 +277,8 @@ class Service:
             self._client.disconnect()
             self._client.loop_stop()
             self.writer.close()
+            if self._dead_store is not None:
+                self._dead_store.close()
             if self._influx_client is not None:
                 self._influx_client.close()
         log.info("processing stopped", extra={"fields": {"exit_code": code}})
@@ -309,7 +329,7 @@ class Service:
             self._prepare_state(pending)
             return pending
         try:
-            message = wire.decode(pending.payload, topic=msg.topic)
+            message, dropped = wire.decode_lenient(pending.payload, topic=msg.topic)
         except wire.WireError as exc:
             self._deadletter(pending, exc.reason, exc.field, str(exc))
             # Handled: confirmed as dead so the gateway stops sending it.
@@ -342,9 +362,75 @@ class Service:
                     }
                 },
             )
+        if dropped:
+            self._deadletter_samples(pending, dropped)
         pending.message = message
         pending.lines = schema.message_lines(message)
+        if message.stream == "hr" and message.participant is not None:
+            self._clock_steps(pending, message)
         return pending
+
+    def _clock_steps(self, pending: _Pending, message: wire.Message) -> None:
+        beats = (
+            t
+            for s in message.samples
+            if isinstance(s, wire.HrSample) and s.rr_ms
+            for t in schema.hr_beat_times_ns(s)
+        )
+        for step in self.clock_steps.see(message.device, message.epoch, message.seq, beats):
+            self.metrics.clock_steps += 1
+            pending.lines.append(schema.clock_step_line(message, step.start_ns, step.until_ns))
+            log.warning(
+                "gateway clock stepped back: beats repeat a stretch of time",
+                extra={
+                    "fields": {
+                        "participant": message.participant,
+                        "device": message.device,
+                        "back_s": round((step.until_ns - step.start_ns) / 1e9, 3),
+                    }
+                },
+            )
+
+    def _deadletter_samples(
+        self, pending: _Pending, dropped: tuple[wire.DroppedSample, ...]
+    ) -> None:
+        """Store the impossible samples of a valid message as one dead letter.
+
+        Its payload is the message with only the dropped samples (same
+        envelope), so it can be looked into and replayed alone.
+        """
+        body = safejson.loads(
+            pending.payload, max_bytes=wire.MAX_MESSAGE_BYTES, caller_checks_numbers=True
+        )
+        assert isinstance(body, dict)  # decode_lenient accepted it
+        body["samples"] = [d.raw for d in dropped]
+        first = dropped[0].error
+        self.dead_store.add(
+            received_ns=self.wall_ns(),
+            kind=KIND_SAMPLES,
+            reason=first.reason,
+            field=first.field,
+            error="; ".join(str(d.error) for d in dropped[:5])
+            + (f"; and {len(dropped) - 5} more" if len(dropped) > 5 else ""),
+            topic=pending.topic,
+            worker=self.config.worker,
+            payload=json.dumps(body, separators=(",", ":")).encode(),
+        )
+        for d in dropped:
+            self.metrics.samples_dropped[d.error.reason] += 1
+        if self._dl_logged < _LOG_DEADLETTERS_PER_INTERVAL:
+            self._dl_logged += 1
+            log.warning(
+                "dropped impossible samples of a message; stored the rest",
+                extra={
+                    "fields": {
+                        "dropped": len(dropped),
+                        "reason": first.reason,
+                        "field": first.field,
+                        "topic": pending.topic[:200],
+                    }
+                },
+            )
 
     def _prepare_state(self, pending: _Pending) -> None:
         try:
@@ -373,6 +459,18 @@ class Service:
             return pending
 
     def _deadletter(self, pending: _Pending, reason: str, field_name: str, error: str) -> None:
+        received_ns = self.wall_ns()
+        # Durable first (fsynced): the message is acked only after this returns.
+        self.dead_store.add(
+            received_ns=received_ns,
+            kind=KIND_MESSAGE,
+            reason=reason,
+            field=field_name,
+            error=error,
+            topic=pending.topic,
+            worker=self.config.worker,
+            payload=pending.payload,
+        )
         body = deadletter.record(
             reason=reason,
             field=field_name,
@@ -380,7 +478,7 @@ class Service:
             topic=pending.topic,
             payload=pending.payload,
             worker=self.config.worker,
-            received_ns=self.wall_ns(),
+            received_ns=received_ns,
         )
         pending.deadletters.append(self._client.publish(self._deadletter_topic, body, qos=1))
         pending.lines = []
@@ -398,12 +496,26 @@ class Service:
     def _start_write(self, batch: list[_Pending]) -> None:
         """Write ``batch`` on the writer thread; the worker goes on decoding meanwhile."""
         lines = [text for p in batch for text in p.lines]
+        self._write_started = self.monotonic()
         self._inflight = (batch, self._executor.submit(self._timed_write, lines), len(lines))
 
     def _timed_write(self, lines: list[str]) -> float:
         started = time.monotonic()
         self.writer.write(lines)
         return time.monotonic() - started
+
+    def _await_write(self, future: Future[float]) -> float:
+        """The write's latency, reporting stats on schedule while it is still retrying.
+
+        During an InfluxDB outage the writer retries in place for as long as
+        it lasts; a monitor must still see the worker alive and the write
+        pending (``write_pending_s``) every ``stats_interval_s``.
+        """
+        while True:
+            try:
+                return future.result(timeout=max(0.05, self._next_stats - self.monotonic()))
+            except FutureTimeout:
+                self._stats_if_due(writing=True)
 
     def _finish_inflight(self) -> None:
         """Wait for the batch being written, then acknowledge it (or raise)."""
@@ -412,7 +524,7 @@ class Service:
         batch, future, n_lines = self._inflight
         self._inflight = None
         try:
-            self.metrics.observe_write(future.result())
+            self.metrics.observe_write(self._await_write(future))
         except RejectedError as exc:
             # Nothing else is being written now: the writer is ours alone again.
             log.warning(
@@ -629,13 +741,30 @@ class Service:
 
     # -- self-metrics ----------------------------------------------------------------
 
-    def _stats(self, *, final: bool = False) -> None:
+    def _stats_if_due(self, *, writing: bool = False) -> None:
+        if self.monotonic() >= self._next_stats:
+            self._next_stats = self.monotonic() + self.config.stats_interval_s
+            self._stats(writing=writing)
+
+    def _stats(self, *, final: bool = False, writing: bool = False) -> None:
+        """Log the stats line; write it as a point unless a write is still retrying.
+
+        ``writing``: the writer thread is retrying a batch (InfluxDB down); the
+        writer is not shared between threads, and the point could not be
+        stored anyway, so only the log line goes out.
+        """
         self.metrics.retries = self.writer.counters.retries
+        if self._dead_store is not None:
+            self.metrics.dead_evicted = self._dead_store.evicted
         values = self.metrics.snapshot()
         self._dl_logged = 0
-        log.info("stats", extra={"fields": {"final": final, **values}})
+        pending_s = self.monotonic() - self._write_started if writing else 0.0
+        log.info(
+            "stats",
+            extra={"fields": {"final": final, "write_pending_s": round(pending_s, 1), **values}},
+        )
         text = self.metrics.line(values, self.wall_ns())
-        if text is None or final:
+        if text is None or final or writing:
             return
         try:
             self.writer.write([text])

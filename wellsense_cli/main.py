@@ -54,6 +54,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "notice": Subcommand("processing.admin.notice", "plain-language notice for participants"),
     "broker": Subcommand("processing.admin.broker", "render the Mosquitto config and ACLs"),
     "influx": Subcommand("", "InfluxDB: setup (buckets, tasks, tokens), guard (write guard)"),
+    "deadletter": Subcommand(
+        "processing.deadletter_cli", "list, show and replay processing's dead letters"
+    ),
     "recompute": Subcommand(
         "processing.admin.recompute", "recompute stored features after a definition change"
     ),

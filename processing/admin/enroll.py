@@ -46,13 +46,19 @@ class Enrolment:
 
 
 def collector_toml(
-    config: AdminConfig, gateway: str, participants: list[str], sensor_lines: dict[str, str]
+    config: AdminConfig, gateway: str, registry: Registry, participants: list[str]
 ) -> str:
-    """The gateway's collector.toml (see deploy/gateway/collector.sample.toml)."""
+    """The gateway's collector.toml (see deploy/gateway/collector.sample.toml).
+
+    Each sensor's key and device id come from the registry, fixed at its
+    enrolment: enrolling or withdrawing someone else never renumbers them.
+    """
+    entries = [(p, registry.participants[p]) for p in participants]
     sensors = "".join(
-        f'\n[[sensor]]\nkey = "s{i}"\nparticipant = "{p}"     # a pseudonym, never a name\n'
-        f"{sensor_lines.get(p) or DEFAULT_SENSOR}\n"
-        for i, p in enumerate(participants, 1)
+        f'\n[[sensor]]\nkey = "{e.sensor_key}"\ndevice = "{e.device}"\n'
+        f'participant = "{p}"     # a pseudonym, never a name\n'
+        f"{e.sensor or DEFAULT_SENSOR}\n"
+        for p, e in entries
     )
     return (
         f"# WellSense gateway {gateway}, study {config.study.id}: "
@@ -87,9 +93,8 @@ def enroll(
     registry.add(participant, gateway, sensor_line or "")
     active = registry.of_gateway(gateway, "active")
     broker.set_gateway_acl(config.broker.acl_file, config.study.id, gateway, active)
-    sensors = {p: registry.participants[p].sensor for p in active}
     broker.write_private(
-        bundle / "collector.toml", collector_toml(config, gateway, active, sensors), mode=0o640
+        bundle / "collector.toml", collector_toml(config, gateway, registry, active), mode=0o640
     )
     shutil.copyfile(config.broker.ca_file, bundle / "ca.crt")
     registry.save()

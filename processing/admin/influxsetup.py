@@ -4,7 +4,11 @@
         --operator-token-file /root/influx-operator-token --secrets-dir /etc/wellsense
 
 Idempotent: a second run changes retention if the config changed, replaces
-the task's Flux, and keeps tokens whose files still exist.
+the task's Flux, and keeps every token whose file still exists (a service
+holding it keeps working). ``--rotate-tokens`` replaces them all (the old ones
+stop working at once: restart the guard and processing). The processing token
+may live where the guard reads it (``--processing-token-file``), so a re-run
+finds and keeps it there.
 
 Tokens (each written to ``<secrets-dir>/influx-<role>-token``, mode 0600):
 
@@ -50,12 +54,16 @@ class SetupResult:
     bucket_ids: dict[str, str]
     token_files: dict[str, Path]
     task_id: str
+    created: tuple[str, ...] = ()  # roles whose token is new this run
 
     def summary(self) -> str:
         lines = [f"org {self.org_id}"]
         lines += [f"bucket {name}: {bid}" for name, bid in self.bucket_ids.items()]
         lines.append(f"downsampling task {self.task_id}")
-        lines += [f"{role} token: {path} (mode 0600)" for role, path in self.token_files.items()]
+        lines += [
+            f"{role} token: {path} ({'new' if role in self.created else 'kept'})"
+            for role, path in self.token_files.items()
+        ]
         return "\n".join(lines)
 
 
@@ -158,26 +166,46 @@ def _token(
     permissions: list[dict[str, Any]],
     path: Path,
     study: str,
-) -> None:
+    *,
+    rotate: bool = False,
+) -> bool:
+    """Make sure ``path`` holds a live token of ``role``; True if a new one was made."""
     description = f"wellsense {study} {role}"
     existing = [
         a
         for a in api.get("/api/v2/authorizations", orgID=org_id).get("authorizations", [])
         if a.get("description") == description
     ]
-    if existing and path.exists():
-        return
-    for auth in existing:  # the file is gone: nobody can hold this token safely
+    if existing and path.exists() and not rotate:
+        held = path.read_text().strip()
+        if any(a.get("token") == held for a in existing) or not any(
+            a.get("token") for a in existing
+        ):
+            return False  # still valid (InfluxDB may not show token values: trust the file)
+    for auth in existing:  # replaced, or the file is gone: nobody may hold the old one
         api.delete_resource(f"/api/v2/authorizations/{auth['id']}")
     created = api.post(
         "/api/v2/authorizations",
         {"orgID": org_id, "description": description, "permissions": permissions},
     )
     write_private(path, created["token"] + "\n", mode=0o600)
+    return True
 
 
-def setup(config: AdminConfig, operator_token: str, secrets_dir: Path) -> SetupResult:
-    """Create or update everything; return ids and where the tokens were written."""
+def setup(
+    config: AdminConfig,
+    operator_token: str,
+    secrets_dir: Path,
+    *,
+    processing_token_file: Path | None = None,
+    rotate: bool = False,
+) -> SetupResult:
+    """Create or update everything; return ids and where the tokens were written.
+
+    ``processing_token_file``: where the processing token is kept (the
+    guard's copy); default ``<secrets_dir>/influx-processing-token``.
+    ``rotate``: replace every token, even those whose files exist.
+    """
     s = config.influx
     api = InfluxApi(s.url, operator_token)
     org_id = _org(api, s.org)
@@ -185,13 +213,20 @@ def setup(config: AdminConfig, operator_token: str, secrets_dir: Path) -> SetupR
     down_id = _bucket(api, org_id, s.downsampled_bucket, s.downsampled_retention_days)
     task_id = _task(api, org_id, s)
     files = {}
+    created = []
     for role, perms in role_permissions(org_id, raw_id, down_id).items():
         files[role] = secrets_dir / f"influx-{role}-token"
-        _token(api, org_id, role, perms, files[role], config.study.id)
+        if role == "processing" and processing_token_file is not None:
+            files[role] = processing_token_file
+        if _token(api, org_id, role, perms, files[role], config.study.id, rotate=rotate):
+            created.append(role)
     files["guard-client"] = secrets_dir / "influx-guard-client-token"
-    if not files["guard-client"].exists():
+    if rotate or not files["guard-client"].exists():
         write_private(files["guard-client"], secrets.token_urlsafe(32) + "\n", mode=0o600)
-    return SetupResult(org_id, {s.bucket: raw_id, s.downsampled_bucket: down_id}, files, task_id)
+        created.append("guard-client")
+    return SetupResult(
+        org_id, {s.bucket: raw_id, s.downsampled_bucket: down_id}, files, task_id, tuple(created)
+    )
 
 
 def main(argv: list[str], prog: str = "wellsense influx setup") -> int:
@@ -213,6 +248,16 @@ def main(argv: list[str], prog: str = "wellsense influx setup") -> int:
         default=Path("/etc/wellsense"),
         help="where the tokens are written, mode 0600 (default: %(default)s)",
     )
+    parser.add_argument(
+        "--processing-token-file",
+        type=Path,
+        help="where the guard keeps the processing token (default: in --secrets-dir)",
+    )
+    parser.add_argument(
+        "--rotate-tokens",
+        action="store_true",
+        help="replace every token (default: keep those whose files exist)",
+    )
     args = parser.parse_args(argv)
     from collector.tomlconfig import ConfigError
     from processing.admin import settings
@@ -222,7 +267,13 @@ def main(argv: list[str], prog: str = "wellsense influx setup") -> int:
         if args.operator_token_file.stat().st_mode & 0o077:
             raise ConfigError(f"{args.operator_token_file} is readable by others; chmod 600 it")
         token = args.operator_token_file.read_text().strip()
-        result = setup(config, token, args.secrets_dir)
+        result = setup(
+            config,
+            token,
+            args.secrets_dir,
+            processing_token_file=args.processing_token_file,
+            rotate=args.rotate_tokens,
+        )
     except (ConfigError, InfluxApiError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return exit_code_for(exc)

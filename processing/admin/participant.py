@@ -105,7 +105,12 @@ def erase_influx(
 ) -> dict[str, dict[str, dict[str, int]]]:
     s = config.influx
     if not s.token:
-        raise InfluxApiError(0, "no InfluxDB erasure token: set [influx] token_file in admin.toml")
+        where = (
+            f"{s.token_file} does not exist yet: run wellsense influx-setup"
+            if s.token_file is not None
+            else "set [influx] token_file in admin.toml"
+        )
+        raise InfluxApiError(0, f"no InfluxDB erasure token: {where}")
     api = InfluxApi(s.url, s.token)
     result: dict[str, dict[str, dict[str, int]]] = {}
     for bucket in s.buckets:

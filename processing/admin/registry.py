@@ -29,6 +29,10 @@ class Entry:
     status: str = "active"
     changed: str = ""
     sensor: str = ""  # the collector.toml line that finds the strap, if pinned
+    #: the strap's key in collector.toml and its device id: fixed at enrolment,
+    #: never renumbered or reused (so a device id never moves to another person)
+    sensor_key: str = ""
+    device: str = ""
 
 
 def now_iso() -> str:
@@ -76,7 +80,29 @@ class Registry:
                 return candidate
 
     def add(self, participant: str, gateway: str, sensor: str = "") -> None:
-        self.participants[participant] = Entry(gateway, now_iso(), "active", now_iso(), sensor)
+        self.fix_sensor_keys(gateway)
+        n = self._next_sensor_number(gateway)
+        self.participants[participant] = Entry(
+            gateway, now_iso(), "active", now_iso(), sensor, f"s{n}", f"{gateway}-s{n}"
+        )
+
+    def fix_sensor_keys(self, gateway: str) -> None:
+        """Store the keys that registries before stable keys implied, as they are now.
+
+        Those gave the active participants of a gateway ``s1``, ``s2``, ... in
+        pseudonym order at every enrolment (and device ids ``<gateway>-s<n>``);
+        they are kept as they were last written, and never renumbered again.
+        """
+        for i, p in enumerate(self.of_gateway(gateway, "active"), 1):
+            entry = self.participants[p]
+            if not entry.sensor_key:
+                entry.sensor_key, entry.device = f"s{i}", f"{gateway}-s{i}"
+
+    def _next_sensor_number(self, gateway: str) -> int:
+        """Above every number this gateway ever had (erased participants stay listed)."""
+        entries = [e for e in self.participants.values() if e.gateway == gateway]
+        used = [int(e.sensor_key[1:]) for e in entries if e.sensor_key[1:].isdigit()]
+        return max([len(entries), *used]) + 1
 
     def set_status(self, participant: str, status: str) -> None:
         assert status in STATUSES

@@ -71,6 +71,8 @@ class InfluxSettings:
     downsampled_retention_days: int
     downsample_every: str
     token: str | None
+    #: where the erasure token lives; it may not exist yet (influx-setup creates it)
+    token_file: Path | None = None
 
     def __repr__(self) -> str:
         return f"InfluxSettings(url={self.url!r}, org={self.org!r}, bucket={self.bucket!r})"
@@ -143,6 +145,20 @@ def _workers(section: Section) -> tuple[str, ...]:
     return tuple(workers)
 
 
+def _erasure_token(section: Section) -> str | None:
+    """The erasure token, or None while its file does not exist yet.
+
+    ``influx-setup`` itself creates that file, and ``broker init`` and
+    ``enroll`` never need it: on a fresh server the sample configuration must
+    load before the token exists. ``participant erase`` says what to run
+    when it is missing. A file that exists is checked as every secret is.
+    """
+    path = section.path_value("token_file")
+    if path is not None and not path.exists() and not os.environ.get(ENV_INFLUX_ADMIN_TOKEN):
+        return None
+    return read_secret(section, "token", ENV_INFLUX_ADMIN_TOKEN)
+
+
 def load(path: Path) -> AdminConfig:
     """Read and validate ``path``; raise ``ConfigError`` naming the option."""
     root = Section(path, "", load_toml(path))
@@ -188,7 +204,8 @@ def load(path: Path) -> AdminConfig:
         downsampled_bucket=ix.str("downsampled_bucket", "wellsense_1h"),
         downsampled_retention_days=ix.int("downsampled_retention_days", 3650, lo=0, hi=36500),
         downsample_every=_duration(ix, "downsample_every", "1h"),
-        token=read_secret(ix, "token", ENV_INFLUX_ADMIN_TOKEN),
+        token=_erasure_token(ix),
+        token_file=ix.path_value("token_file"),
     )
     ix.reject_unknown()
 

@@ -171,7 +171,7 @@ CATALOG: tuple[FeatureSpec, ...] = (
         "1",
         "night, as ln_rmssd_night",
         "share of the night's windows whose RMSSD is defined (no too_few_beats, low_coverage, "
-        "many_artefacts, no_beats or constant_rr flag)",
+        "many_artefacts, no_beats, clock_step or constant_rr flag)",
         "this project",
         module="night_hrv",
     ),

@@ -94,7 +94,7 @@ ARTEFACT_REASONS = (Reason.ECTOPIC, Reason.MISSED, Reason.EXTRA, Reason.LONG_SHO
 class Quality(enum.IntFlag):
     """Quality flags of one HRV window (0 = all good).
 
-    Any of NO_BEATS, TOO_FEW_BEATS, LOW_COVERAGE, MANY_ARTEFACTS makes every
+    Any of NO_BEATS, TOO_FEW_BEATS, LOW_COVERAGE, MANY_ARTEFACTS, CLOCK_STEP makes every
     feature of the window NaN; the others blank only the features they name.
     """
 
@@ -108,9 +108,18 @@ class Quality(enum.IntFlag):
     GAP_IN_WINDOW = enum.auto()  # a gap longer than the spline may bridge: no LF/HF
     DFA_UNDEFINED = enum.auto()
     SAMPEN_UNDEFINED = enum.auto()
+    #: the gateway clock stepped back over this window: its beats belong to two
+    #: timelines (set by processing's feature job, processing/clocksteps.py)
+    CLOCK_STEP = enum.auto()
 
 
-BLOCKING = Quality.NO_BEATS | Quality.TOO_FEW_BEATS | Quality.LOW_COVERAGE | Quality.MANY_ARTEFACTS
+BLOCKING = (
+    Quality.NO_BEATS
+    | Quality.TOO_FEW_BEATS
+    | Quality.LOW_COVERAGE
+    | Quality.MANY_ARTEFACTS
+    | Quality.CLOCK_STEP
+)
 
 
 def quality_names(flags: int) -> list[str]:

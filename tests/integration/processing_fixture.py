@@ -201,6 +201,7 @@ class Pipeline:
                 "retry_max_s": 2,
             },
             "features": {"settle_s": 0, "idle_s": 1.5},
+            "deadletter": {"path": str(self.directory / f"deadletter-{worker}.sqlite")},
         }
         for name, values in sections.items():
             merged.setdefault(name, {}).update(values)

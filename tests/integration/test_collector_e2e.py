@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.redact import ADDRESS
 from tests.conftest import scratch_dir
 from tests.integration.harness import (
     Collector,
@@ -191,6 +192,10 @@ def test_sensor_disconnecting_20_times_is_reconnected_and_gaps_labelled(
                 if getattr(s, "event", "") in ("connected", "disconnected")
             ]
         kinds = [e.event for e in sorted(events, key=lambda e: e.ts_ns)]  # type: ignore[attr-defined]
+        # Status details (stored as device_status.detail) never carry the address.
+        with sub.lock:
+            details = [getattr(s, "detail", "") for m in sub.messages for s in m.samples]
+        assert not [d for d in details if ADDRESS.search(d)], details[:5]
         assert kinds.count("connected") >= 21
         assert kinds.count("disconnected") >= 20
         assert_complete_and_ordered(sub)

@@ -124,6 +124,7 @@ def test_installer_in_a_scratch_root(tmp_path: Path) -> None:
         text=True,
     )
     assert verify.returncode == 0, verify.stderr
+    assert "Unknown key" not in verify.stderr, verify.stderr  # every setting is in effect
     security = subprocess.run(
         [
             "systemd-analyze",

@@ -128,6 +128,10 @@ def test_influxdb_down_for_60_s_loses_nothing_and_memory_stays_bounded(
     assert max(int(s["inflight"]) for s in during) <= 50  # type: ignore[call-overload]
     assert rss_during - rss_before < 50 * 2**20
     assert "retrying without acknowledging" in pipeline.log_text()
+    # Not silent: a stats line every interval (2 s here) while the write retried.
+    pending = [float(s["write_pending_s"]) for s in _stats(pipeline)]  # type: ignore[arg-type]
+    assert max(pending) >= 50, "no stats line late in the outage"
+    assert sum(1 for p in pending if p > 0) >= 20
     assert time.monotonic() - outage_started >= 60
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0

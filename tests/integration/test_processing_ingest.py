@@ -123,6 +123,14 @@ def test_duplicates_are_acked_not_rewritten_and_gaps_counted(pipeline: Pipeline)
     pipeline.stop(service)
 
 
+def _valid_but_samples(payload: bytes, topic: str) -> bool:
+    try:
+        wire.decode_lenient(payload, topic=topic)
+    except wire.WireError:
+        return False
+    return True
+
+
 def _malformed(study: str, n: int) -> list[tuple[str, bytes, str]]:
     """``n`` bad (topic, payload, expected reason) triples of every kind."""
     rng = random.Random(7)
@@ -181,24 +189,46 @@ def test_1000_malformed_messages_are_dead_lettered_and_the_service_stays_up(
     pipeline: Pipeline,
 ) -> None:
     bad = _malformed(pipeline.study, 1000)
+    # A wrong value inside one sample of an otherwise valid message drops only
+    # that sample (per-sample validation): those messages are stored, not lost.
+    partial = [(t, p, r) for t, p, r in bad if _valid_but_samples(p, t)]
+    bad = [b for b in bad if b not in partial]
+    assert len(bad) > 500 and len(partial) > 100
     deadletters = Collector(pipeline.broker, f"wellsense/v1/{pipeline.study}/_deadletter")
     service = pipeline.start(features={"enabled": False})
     try:
-        publish_all(pipeline.broker, [(t, p) for t, p, _ in bad])
+        publish_all(pipeline.broker, [(t, p) for t, p, _ in bad + partial])
         good = hr_messages(study=pipeline.study, participant="p-1", device="d-1", n_messages=1)
         publish_messages(pipeline.broker, good)
         wait_until(lambda: service.metrics.received == 1001, 60, "all messages received")
-        wait_until(lambda: deadletters.payloads.qsize() >= 1000, 30, "1000 dead letters")
+        wait_until(lambda: deadletters.payloads.qsize() >= len(bad), 30, "the dead letters")
         records = deadletters.records()
     finally:
         deadletters.close()
-    assert len(records) == 1000
+    assert len(records) == len(bad)
     assert Counter(r["reason"] for r in records) == Counter(reason for _, _, reason in bad)
-    assert sum(service.metrics.dead_lettered.values()) == 1000
+    assert sum(service.metrics.dead_lettered.values()) == len(bad)
+    # The partial messages share a few (device, seq): the first of each drops its
+    # bad samples, the repeats are duplicates (nothing new to store or keep).
+    assert set(service.metrics.samples_dropped) == {reason for _, _, reason in partial}
     for r in records:
         assert r["topic"].startswith(f"wellsense/v1/{pipeline.study}/")
         assert r["error"] and "payload_b64" in r
         assert r["payload_bytes"] <= wire.MAX_MESSAGE_BYTES or r["payload_truncated"]
-    wait_until(lambda: service.metrics.messages_written == 1, 20, "the valid message written")
-    assert pipeline.count("hr", "hr_bpm") == 5
+    wait_until(lambda: service.metrics.messages_written >= 1, 20, "the valid message written")
     assert pipeline.stop(service) == 0
+    # What is stored: the valid samples of the first message of each
+    # (device, epoch, seq), in publishing order (repeats are duplicates).
+    first: dict[tuple[str, str | None, int], wire.Message] = {}
+    for t, p, _ in partial:
+        m, _ = wire.decode_lenient(p, topic=t)
+        first.setdefault((m.device, m.epoch, m.seq), m)
+    for m in good:
+        first.setdefault((m.device, m.epoch, m.seq), m)
+    points = {
+        (m.participant, m.device, s.ts_ns)
+        for m in first.values()
+        if m.stream == "hr"
+        for s in m.samples
+    }
+    assert pipeline.count("hr", "hr_bpm") == len(points)

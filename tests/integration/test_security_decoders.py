@@ -143,14 +143,16 @@ def test_a_decoder_bug_dead_letters_the_message_instead_of_stopping_ingestion(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The net under the decoders: an unexpected exception is a ``decoder_failed`` letter."""
-    real_decode = wire.decode
+    real_decode = wire.decode_lenient
 
-    def buggy(payload: bytes, topic: str | None = None) -> wire.Message:
+    def buggy(
+        payload: bytes, topic: str | None = None
+    ) -> tuple[wire.Message, tuple[wire.DroppedSample, ...]]:
         if b"BUG" in payload:
             raise ZeroDivisionError("a decoder bug")
         return real_decode(payload, topic=topic)
 
-    monkeypatch.setattr(wire, "decode", buggy)
+    monkeypatch.setattr(wire, "decode_lenient", buggy)
     study = pipeline.study
     deadletters = Collector(pipeline.broker, f"wellsense/v1/{study}/_deadletter")
     service = pipeline.start(features={"enabled": False})

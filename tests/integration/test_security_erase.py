@@ -145,6 +145,8 @@ def test_enrolment_makes_pseudonyms_credentials_acl_and_a_private_bundle(
         "status",
         "changed",
         "sensor",
+        "sensor_key",
+        "device",
     }
 
 

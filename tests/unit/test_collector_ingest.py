@@ -82,3 +82,62 @@ def test_batches_close_at_max_samples_and_health_reports_sensors(tmp_path: Path)
     ingest.handle(ev.BatteryLevel(T0, "chest", 42))
     health = ingest.health_sensors()["chest"]
     assert health.battery_pct == 42 and health.last_sample_age_s == 0.0
+
+
+def test_impossible_heart_rate_drops_its_notification_and_the_beat_clock_breaks(
+    tmp_path: Path,
+) -> None:
+    ingest, outbox, batcher = _setup(tmp_path)
+    for i in range(6):
+        hr = 65535 if i == 3 else 60  # a uint16 glitch in the 4th notification
+        ingest.handle(_hrm(T0 + i * S, hr, True, (1000.0,)))
+    batcher.flush_all()
+    (hr_msg,) = [m for m in _messages(outbox) if m.stream == "hr"]  # the batch survives
+    samples = [s for s in hr_msg.samples if isinstance(s, wire.HrSample)]
+    assert [s.ts_ns for s in samples] == [T0 + i * S for i in (0, 1, 2, 4, 5)]
+    assert ingest.sensors["chest"].dropped_samples == 2  # the HR value and its RR value
+    # The beat clock never saw the glitch: like a notification lost on the air,
+    # the next one starts a new timeline (processing does not pair across it).
+    assert [s.rr_break for s in samples] == [True, False, False, True, False]
+    health = ingest.health_sensors()["chest"]
+    assert health.dropped_samples == 2
+
+
+def test_impossible_rr_value_is_dropped_alone_and_the_clock_stays_exact(tmp_path: Path) -> None:
+    def run(directory: Path, middle: tuple[float, ...]) -> tuple[Ingest, list[wire.HrSample]]:
+        directory.mkdir()
+        ingest, outbox, batcher = _setup(directory)
+        for i in range(8):
+            rr = middle if i == 4 else (1000.0,)
+            ingest.handle(_hrm(T0 + i * S, 60, True, rr))
+        batcher.flush_all()
+        (hr_msg,) = [m for m in _messages(outbox) if m.stream == "hr"]
+        return ingest, [s for s in hr_msg.samples if isinstance(s, wire.HrSample)]
+
+    ingest, glitched = run(tmp_path / "a", (500.0, 0.0, 500.0))  # the strap's RR 0 ms
+    _, clean = run(tmp_path / "b", (500.0, 500.0))
+    assert glitched[4].rr_ms == (500.0, 500.0)
+    assert ingest.sensors["chest"].dropped_samples == 1
+    # A 0 ms interval takes no time: the running sum is not short, and the beats
+    # are placed exactly as if the glitch had never been sent.
+    assert glitched == clean
+
+
+def test_a_dropped_long_rr_leaves_the_running_sum_short_and_the_clock_breaks() -> None:
+    """Why a dropped value must not be papered over: the beat clock finds the hole.
+
+    If a real (not zero) interval went missing from a notification, the
+    running sum lags the arrivals; the clock's lower bound breaks the timeline
+    rather than pair beats across the hole.
+    """
+    from collector.beats import BeatClock
+
+    clock = BeatClock()
+    clock.add(T0, (1000.0,))
+    for i in range(1, 4):
+        clock.add(T0 + i * S, (1000.0,))
+    assert clock.last_break is False
+    clock.add(T0 + 4 * S, (500.0,))  # 500 of the 1000 ms dropped
+    assert clock.last_break is True  # the short sum violates the lower bound at once
+    clock.add(T0 + 5 * S, (1000.0,))
+    assert clock.last_break is False  # and the new timeline goes on

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def lines_of(name: str) -> list[str]:
 
 def test_golden_hr_lines() -> None:
     assert lines_of("hr") == [
+        "clock,device=d-1a2b3c,participant=p-7f3a9c,stream=hr,study=pilot "
+        'synced=true,source="ntp",max_error_ms=12.5,seq=42i 1764115200000000000',
         f"hr,{TAGS} hr_bpm=62i,contact=true,seq=42i 1764115198000000000",
         f"rr,{TAGS} rr_ms=968.75,seq=42i 1764115197015625000",
         f"rr,{TAGS} rr_ms=984.375,seq=42i 1764115198000000000",
@@ -32,11 +35,22 @@ def test_golden_hr_lines() -> None:
     ]
 
 
+def test_clock_quality_is_stored_per_message_of_the_sensor_streams() -> None:
+    message = wire.decode(valid_messages()["activity"])
+    unsynced = dataclasses.replace(message, clock=wire.ClockQuality(False, "rtc", None))
+    first = schema.message_lines(unsynced)[0]
+    assert first.startswith("clock,device=d-1a2b3c,participant=p-7f3a9c,stream=activity,")
+    assert ' synced=false,source="rtc",seq=' in first  # unknown error: absent
+    assert first.endswith(f" {message.sent_ns}")
+    assert not any(ln.startswith("clock,") for ln in lines_of("selfreport"))
+    assert not any(ln.startswith("clock,") for ln in lines_of("health"))
+
+
 def test_golden_activity_status_health_lines() -> None:
-    assert lines_of("activity")[0] == (
+    assert lines_of("activity")[1] == (
         f"activity,{TAGS} cadence_spm=104.0,speed_mps=1.25,steps=104i,seq=7i 1764115200000000000"
     )
-    assert lines_of("status") == [
+    assert lines_of("status")[1:] == [
         "device_status,device=d-1a2b3c,event=disconnected,participant=p-7f3a9c,study=pilot "
         'detail="link lost",seq=3i 1764115290000000000',
         "device_status,device=d-1a2b3c,event=connected,participant=p-7f3a9c,study=pilot "
@@ -53,7 +67,7 @@ def test_golden_activity_status_health_lines() -> None:
 
 
 def test_golden_features_become_a_gateway_hrv_window_point() -> None:
-    (text,) = lines_of("features")
+    _, text = lines_of("features")  # after the clock point
     assert text.startswith(
         "hrv_window,device=d-1a2b3c,participant=p-7f3a9c,source=gateway,study=pilot,window=300s "
     )
