@@ -78,8 +78,8 @@ test-fast: venv
 
 # Not part of `make test`: the first run bootstraps an arm64 Debian root under
 # emulation (cached in $(WELLSENSE_CACHE)/arm64-root), later runs reuse it.
-test-arm64: $(STAMPS)/arm64-deb.stamp
-	$(SUDO) env WELLSENSE_CACHE=$(WELLSENSE_CACHE) tests/arm64/run.sh
+test-arm64: venv $(STAMPS)/arm64-deb.stamp
+	$(SUDO) env WELLSENSE_CACHE=$(WELLSENSE_CACHE) PYTHON=$(abspath $(BIN))/python tests/arm64/run.sh
 
 $(STAMPS)/arm64-deb.stamp:
 	@mkdir -p $(STAMPS)
