@@ -78,8 +78,11 @@ test-fast: venv
 
 # Not part of `make test`: the first run bootstraps an arm64 Debian root under
 # emulation (cached in $(WELLSENSE_CACHE)/arm64-root), later runs reuse it.
+# ARM64_SUITE=trixie uses Debian 13 (CPython 3.13) instead of 12 (3.11).
 test-arm64: venv $(STAMPS)/arm64-deb.stamp
-	$(SUDO) env WELLSENSE_CACHE=$(WELLSENSE_CACHE) PYTHON=$(abspath $(BIN))/python tests/arm64/run.sh
+	$(SUDO) env WELLSENSE_CACHE=$(WELLSENSE_CACHE) PYTHON=$(abspath $(BIN))/python \
+	  ARM64_SUITE=$(ARM64_SUITE) \
+	  WELLSENSE_SHARED_DATA=$${WELLSENSE_SHARED_DATA:-$(abspath ..)/shared/data} tests/arm64/run.sh
 
 $(STAMPS)/arm64-deb.stamp:
 	@mkdir -p $(STAMPS)

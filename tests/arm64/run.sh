@@ -15,8 +15,10 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 CACHE="${WELLSENSE_CACHE:-$HOME/.cache/wellsense}"
+# ARM64_SUITE=trixie tries Debian 13 (CPython 3.13) in its own cached root.
+SUITE="${ARM64_SUITE:-bookworm}"
 ROOT="$CACHE/arm64-root"
-SUITE=bookworm
+[ "$SUITE" = bookworm ] || ROOT="$CACHE/arm64-root-$SUITE"
 cd "$REPO"
 # The collector's tests; none of them needs InfluxDB or a broker.
 TESTS=(tests/unit/test_collector_*.py tests/unit/test_gatt.py tests/unit/test_wire.py
@@ -67,7 +69,7 @@ rm -rf "$WORK/src" && mkdir -p "$WORK/src" "$WORK/dist"
 rm -f "$WORK"/dist/*.whl
 cp "$WHEEL" "$WORK/dist/"
 cp "$REPO/constraints.txt" "$REPO/pyproject.toml" "$WORK/src/"
-# The tests only, not the sources: they import the installed wheel.
+# The tests only, not the sources (nor deploy/): they import the installed wheel.
 cp -r "$REPO/tests" "$WORK/src/tests"
 find "$WORK/src" -name __pycache__ -prune -exec rm -rf {} +
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
@@ -88,6 +90,16 @@ for fs in proc sys dev; do
     mount --rbind "/$fs" "$ROOT/$fs" && mount --make-rslave "$ROOT/$fs" && mounted+=("$ROOT/$fs")
   fi
 done
+
+# The public recordings the GATT and beat-clock tests read, read-only, if present.
+if [ -d "${WELLSENSE_SHARED_DATA:-}" ]; then
+  mkdir -p "$WORK/shared-data"
+  if ! mountpoint -q "$WORK/shared-data"; then
+    mount --bind "$WELLSENSE_SHARED_DATA" "$WORK/shared-data" && mounted+=("$WORK/shared-data")
+    mount -o remount,bind,ro "$WORK/shared-data"
+  fi
+  pass_env+=(WELLSENSE_SHARED_DATA=/opt/wellsense-test/shared-data)
+fi
 
 say "installing $(basename "$WHEEL")[gateway,minimise] (binary wheels only) under emulation"
 start=$(date +%s)
