@@ -55,6 +55,17 @@ def test_every_dependency_of_every_extra_is_pinned_to_a_version_it_accepts() -> 
     assert not rejected, f"pins outside the extras' ranges: {rejected}; {hint}"
 
 
+def test_dev_installs_every_other_extra() -> None:
+    # `make constraints` pins what `.[dev]` installs, so dev must take in every extra.
+    extras = _extras()
+    included: set[str] = set()
+    for text in extras["dev"]:
+        req = Requirement(text)
+        if canonicalize_name(req.name) == "wellsense":
+            included |= req.extras
+    assert included == set(extras) - {"dev"}
+
+
 def test_the_constraints_file_is_sorted_and_only_exact_pins() -> None:
     names = list(_pins())
     assert names == sorted(names)
