@@ -69,8 +69,9 @@ rm -rf "$WORK/src" && mkdir -p "$WORK/src" "$WORK/dist"
 rm -f "$WORK"/dist/*.whl
 cp "$WHEEL" "$WORK/dist/"
 cp "$REPO/constraints.txt" "$REPO/pyproject.toml" "$WORK/src/"
-# The tests only, not the sources (nor deploy/): they import the installed wheel.
-cp -r "$REPO/tests" "$WORK/src/tests"
+# The tests (and the benchmark one of them loads), not the sources nor deploy/:
+# they import the installed wheel.
+cp -r "$REPO/tests" "$REPO/bench" "$WORK/src/"
 find "$WORK/src" -name __pycache__ -prune -exec rm -rf {} +
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # pip in the root trusts what the host's pip trusts (a site's own CA included)
