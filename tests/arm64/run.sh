@@ -43,7 +43,10 @@ grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
 
 if [ ! -f "$ROOT/.wellsense-root-ok" ]; then
   say "bootstrapping Debian $SUITE arm64 in $ROOT (once; emulated, slow)"
-  rm -rf "$ROOT"
+  if findmnt -rno TARGET | grep -q "^$ROOT/"; then
+    die "something is still mounted under $ROOT (an interrupted run?); unmount it first"
+  fi
+  rm -rf --one-file-system "$ROOT"
   mkdir -p "$ROOT"
   debootstrap --arch=arm64 --foreign --variant=minbase \
     --include=python3-venv,python3-pip,ca-certificates "$SUITE" "$ROOT" >&2
