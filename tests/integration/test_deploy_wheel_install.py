@@ -17,13 +17,13 @@ and friends. The install times are printed (pytest -s shows them).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -47,6 +47,15 @@ _NOT_SOURCES = shutil.ignore_patterns(
 )
 
 
+def _has_build() -> bool:
+    """Is the ``build`` front end installed? (A checkout's build/ folder is not it.)"""
+    try:
+        metadata.distribution("build")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def _clean_env() -> dict[str, str]:
     """The environment of a user who never saw the checkout."""
     hidden = {"PYTHONPATH", "WELLSENSE_DEPLOY_DIR", "VIRTUAL_ENV"}
@@ -65,7 +74,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     source = base / "src"
     shutil.copytree(REPO, source, symlinks=True, ignore=_NOT_SOURCES)
     dist = base / "dist"
-    if importlib.util.find_spec("build"):
+    if _has_build():
         cmd = [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)]
     else:
         cmd = [
