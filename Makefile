@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # test renders the HTML report headless.
 DEB_PACKAGES := mosquitto dbus-daemon openssl python3-venv ca-certificates chromium
 
-.PHONY: help setup deps venv influxd test test-fast lint demo services-up services-down services-purge services-env bench clean
+.PHONY: help setup deps venv influxd test test-fast test-arm64 lint demo services-up services-down services-purge services-env bench constraints clean
 
 help:
 	@echo "make demo           end-to-end demo on simulated wearables and local services"
@@ -29,6 +29,8 @@ help:
 	@echo "make services-purge stop them and delete .services (data, logs, settings)"
 	@echo "make bench          run the benchmarks (JSON on stdout)"
 	@echo "make lint           ruff + mypy"
+	@echo "make constraints    re-pin constraints.txt to the dev venv (after changing the extras)"
+	@echo "make test-arm64     the wheel's gateway extras and collector tests on arm64 under QEMU"
 
 setup: deps venv influxd
 
@@ -45,13 +47,23 @@ $(STAMPS)/deb.stamp: Makefile
 	@touch $@
 
 venv: $(STAMPS)/venv.stamp
-$(STAMPS)/venv.stamp: pyproject.toml $(STAMPS)/deb.stamp
+# Every package at the version pinned in constraints.txt.
+$(STAMPS)/venv.stamp: pyproject.toml constraints.txt $(STAMPS)/deb.stamp
 	@mkdir -p $(STAMPS)
 	@[ -x $(BIN)/python ] || { echo "== creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "== installing wellsense[dev] into $(VENV)"
+	@echo "== installing wellsense[dev] into $(VENV) (versions from constraints.txt)"
 	@$(BIN)/python -m pip install -q --upgrade pip </dev/null
-	@$(BIN)/python -m pip install -q -e '.[dev]' </dev/null
+	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' </dev/null
 	@touch $@
+
+# Re-pin: install what the extras now ask for (new packages resolve freely,
+# installed ones stay), then write the exact versions of their closure.
+constraints: $(STAMPS)/deb.stamp
+	@[ -x $(BIN)/python ] || { echo "== creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/python -m pip install -q -e '.[dev]' </dev/null
+	@$(BIN)/python tools/constraints.py > constraints.txt.new
+	@mv constraints.txt.new constraints.txt
+	@echo "== constraints.txt: $$(grep -c '==' constraints.txt) pins; review with git diff constraints.txt"
 
 influxd: $(INFLUXD)
 $(INFLUXD):
@@ -64,6 +76,23 @@ test: setup
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+# Not part of `make test`: the first run bootstraps an arm64 Debian root under
+# emulation (cached in $(WELLSENSE_CACHE)/arm64-root), later runs reuse it.
+# ARM64_SUITE=trixie uses Debian 13 (CPython 3.13) instead of 12 (3.11).
+test-arm64: venv $(STAMPS)/arm64-deb.stamp
+	$(SUDO) env WELLSENSE_CACHE=$(WELLSENSE_CACHE) PYTHON=$(abspath $(BIN))/python \
+	  ARM64_SUITE=$(ARM64_SUITE) \
+	  WELLSENSE_SHARED_DATA=$${WELLSENSE_SHARED_DATA:-$(abspath ..)/shared/data} tests/arm64/run.sh
+
+$(STAMPS)/arm64-deb.stamp:
+	@mkdir -p $(STAMPS)
+	@dpkg-query -W -f='$${Status}\n' qemu-user-static debootstrap binfmt-support 2>/dev/null \
+	  | grep -c 'install ok installed' | grep -qx 3 || { \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    qemu-user-static debootstrap binfmt-support </dev/null; }
+	@touch $@
 
 lint: venv
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ from typing import Any
 
 from wellsense_cli import demo_staff
 from wellsense_cli import localservices as ls
+from wellsense_resources import rules_dir
 
 SERVICES_DIR = Path(".services")
 
@@ -93,7 +94,7 @@ def _write_configs(run: Run, env: dict[str, str]) -> tuple[Path, Path]:
         "# Written by `wellsense demo`; see deploy/server/processing.sample.toml\n"
         f'[service]\nstudy = "{run.study}"\nworker = "demo"\nstats_interval_s = 10\n'
         "[features]\nsettle_s = 60\nidle_s = 5\n"
-        f'[rules]\nenabled = true\ndirectory = "{Path(__file__).resolve().parents[1] / "rules"}"\n'
+        f'[rules]\nenabled = true\ndirectory = "{rules_dir()}"\n'
         "interval_s = 5\n"
     )
     return collector, processing

@@ -7,7 +7,8 @@
 # (collector.toml, ca.crt, mqtt-password). The installer:
 #   1. installs Debian packages: python3-venv, bluez (unless --no-apt);
 #   2. creates the system user 'wellsense' (no login, no home) in group 'bluetooth';
-#   3. creates /opt/wellsense/venv with WellSense's 'gateway' extra (bleak, paho-mqtt);
+#   3. creates /opt/wellsense/venv with WellSense's 'gateway' extra (bleak, paho-mqtt)
+#      at the versions pinned in the source tree's constraints.txt;
 #   4. puts the bundle in /etc/wellsense (0750 root:wellsense; the password 0400,
 #      readable by the service user only) and makes /var/lib/wellsense (0700);
 #   5. installs and starts the hardened systemd unit wellsense-collector.service;
@@ -16,6 +17,7 @@
 # Options:
 #   --bundle DIR     the enrolment bundle (required)
 #   --source DIR     WellSense source tree to install (default: this checkout)
+#   --constraints F  pinned versions (default: constraints.txt of the source tree)
 #   --root DIR       install into DIR instead of / (a scratch root or a chroot
 #                    being prepared); implies --no-start
 #   --no-apt         do not install Debian packages
@@ -24,7 +26,7 @@
 # Re-running is safe: it updates the package and config and restarts the service.
 set -euo pipefail
 
-BUNDLE="" ROOT="/" NO_APT=0 NO_START=0 PIP_ARGS=""
+BUNDLE="" ROOT="/" NO_APT=0 NO_START=0 PIP_ARGS="" CONSTRAINTS=""
 SOURCE="$(cd "$(dirname "$0")/../.." && pwd)"
 SERVICE_USER=wellsense
 
@@ -39,7 +41,8 @@ while [ $# -gt 0 ]; do
     --no-apt) NO_APT=1; shift ;;
     --no-start) NO_START=1; shift ;;
     --pip-args) PIP_ARGS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --constraints) CONSTRAINTS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -50,6 +53,8 @@ for f in collector.toml ca.crt mqtt-password; do
   [ -f "$BUNDLE/$f" ] || die "the bundle $BUNDLE has no $f; copy the whole folder from the server"
 done
 [ -f "$SOURCE/pyproject.toml" ] || die "$SOURCE is not a WellSense source tree (use --source)"
+CONSTRAINTS="${CONSTRAINTS:-$SOURCE/constraints.txt}"
+[ -f "$CONSTRAINTS" ] || die "no constraints file $CONSTRAINTS (pinned versions; use --constraints)"
 ROOT="${ROOT%/}"
 ETC="$ROOT/etc/wellsense" VAR="$ROOT/var/lib/wellsense" OPT="$ROOT/opt/wellsense"
 
@@ -81,7 +86,8 @@ say "installing WellSense (gateway extra) into /opt/wellsense/venv"
 install -d -m 0755 "$OPT"
 [ -x "$OPT/venv/bin/python" ] || python3 -m venv "$OPT/venv"
 # shellcheck disable=SC2086  # PIP_ARGS is a list of words on purpose
-"$OPT/venv/bin/python" -m pip install -q --disable-pip-version-check $PIP_ARGS "$SOURCE[gateway]"
+"$OPT/venv/bin/python" -m pip install -q --disable-pip-version-check $PIP_ARGS \
+  -c "$CONSTRAINTS" "$SOURCE[gateway]"
 if [ -d "$SOURCE/docs" ]; then install -d "$OPT/docs" && cp -r "$SOURCE/docs/." "$OPT/docs/"; fi
 
 say "installing the configuration in /etc/wellsense"

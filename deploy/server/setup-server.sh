@@ -29,10 +29,10 @@ WS=/opt/wellsense/venv/bin/wellsense
 
 id wellsense >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin wellsense
 id wellsense-guard >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin wellsense-guard
-install -d -m 0755 /opt/wellsense /usr/share/wellsense
+install -d -m 0755 /opt/wellsense
 [ -x /opt/wellsense/venv/bin/python ] || python3 -m venv /opt/wellsense/venv
-/opt/wellsense/venv/bin/python -m pip install -q "$SRC[server]"
-rm -rf /usr/share/wellsense/deploy && cp -r "$SRC/deploy" /usr/share/wellsense/deploy
+# Pinned versions; the package carries deploy/ (templates) and rules/ itself.
+/opt/wellsense/venv/bin/python -m pip install -q -c "$SRC/constraints.txt" "$SRC[server]"
 
 install -d -m 0750 -o root -g wellsense /etc/wellsense
 install -d -m 0750 -o root -g mosquitto /etc/mosquitto/wellsense

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 
+import wellsense_resources
 from collector import wire
 from processing.admin.settings import AdminConfig, BrokerSettings
 from wellsense_cli.conventions import exit_code_for
@@ -37,16 +38,11 @@ class BrokerAdminError(RuntimeError):
 
 
 def deploy_dir() -> Path:
-    """The shipped ``deploy/`` folder: $WELLSENSE_DEPLOY_DIR, the source tree, or /usr/share."""
-    candidates = [
-        os.environ.get("WELLSENSE_DEPLOY_DIR", ""),
-        str(Path(__file__).resolve().parents[2] / "deploy"),
-        "/usr/share/wellsense/deploy",
-    ]
-    for candidate in filter(None, candidates):
-        if (Path(candidate) / "server" / "mosquitto" / "wellsense.conf.in").is_file():
-            return Path(candidate)
-    raise BrokerAdminError("cannot find the shipped deploy/ folder; set WELLSENSE_DEPLOY_DIR")
+    """The shipped ``deploy/`` folder (in the wheel or the checkout; $WELLSENSE_DEPLOY_DIR wins)."""
+    try:
+        return wellsense_resources.deploy_dir()
+    except wellsense_resources.ResourceError as exc:
+        raise BrokerAdminError(str(exc)) from exc
 
 
 def render_conf(broker: BrokerSettings, template_dir: Path | None = None) -> str:

@@ -4,7 +4,8 @@
     wellsense rules test [DIR] --history FILE [--format table|json|csv] [--tick 15m]
     wellsense rules run --config processing.toml [--rules DIR] [--interval 60s] [--once]
 
-``DIR`` defaults to ``rules`` (the default rule set; a single file works too).
+``DIR`` defaults to the shipped default rule set (``rules/`` of the checkout or
+the wheel); a single file works too.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from wellsense_cli.conventions import (
     add_format,
     write_json_lines,
 )
+from wellsense_resources import ResourceError, rules_dir
 
 EXIT_PROBLEMS = EXIT_FAILURE  # rule files with errors
-DEFAULT_DIR = Path("rules")
-DIR_HELP = "rule directory or file (default: rules)"
+_DIR_HELP = "rule file or folder (default: the shipped default rule set)"
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -39,14 +40,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{check,test,run}")
     check = sub.add_parser("check", help="lint rule files (exit 0 ok, 1 problems, 2 usage)")
-    check.add_argument(
-        "dir", nargs="?", type=Path, default=DEFAULT_DIR, metavar="DIR", help=DIR_HELP
-    )
+    check.add_argument("dir", nargs="?", type=Path, metavar="DIR", help=_DIR_HELP)
     check.add_argument("--strict", action="store_true", help="treat warnings as problems")
     test = sub.add_parser("test", help="replay the rules over a recorded feature history")
-    test.add_argument(
-        "dir", nargs="?", type=Path, default=DEFAULT_DIR, metavar="DIR", help=DIR_HELP
-    )
+    test.add_argument("dir", nargs="?", type=Path, metavar="DIR", help=_DIR_HELP)
     test.add_argument("--history", type=Path, required=True, metavar="FILE", help="CSV or JSON")
     add_format(test, ("table", "json", "csv"), "table")
     test.add_argument("--tick", default="15m", help="scheduler interval (default 15m)")
@@ -59,7 +56,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         metavar="FILE",
         help="the processing service's TOML (study, MQTT, InfluxDB)",
     )
-    run.add_argument("--rules", type=Path, default=DEFAULT_DIR, metavar="DIR", help=DIR_HELP)
+    run.add_argument("--rules", type=Path, metavar="DIR", help=_DIR_HELP)
     run.add_argument("--interval", default="60s", help="evaluation interval (default 60s)")
     run.add_argument("--lookback", default="35d", help="history read from InfluxDB (default 35d)")
     run.add_argument("--once", action="store_true", help="evaluate once and exit")
@@ -77,6 +74,11 @@ def main(argv: list[str], prog: str = "wellsense rules") -> int:
         args = _parser(prog).parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        _default_rules(args)
+    except ResourceError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "check":
         return _check(args.dir, strict=args.strict, out=sys.stdout, err=sys.stderr)
     if args.command == "test":
@@ -84,6 +86,13 @@ def main(argv: list[str], prog: str = "wellsense rules") -> int:
     from processing.rules.runner import run_cli
 
     return run_cli(args, prog=prog)
+
+
+def _default_rules(args: argparse.Namespace) -> None:
+    """Fill in the shipped rule set where no DIR was given (found in the wheel or checkout)."""
+    for name in ("dir", "rules"):
+        if hasattr(args, name) and getattr(args, name) is None:
+            setattr(args, name, rules_dir())
 
 
 def _check(directory: Path, *, strict: bool, out: TextIO, err: TextIO) -> int:

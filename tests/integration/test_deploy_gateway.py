@@ -2,9 +2,10 @@
 
 What runs: deploy/gateway/install.sh as root with ``--root SCRATCH --no-apt``:
 user and group creation (useradd/groupadd on the scratch root's /etc), the
-virtualenv with the ``gateway`` extra (pip, from the package index or its
-cache), /etc/wellsense and /var/lib/wellsense with their owners and modes,
-and the systemd unit, which ``systemd-analyze`` then verifies and scores.
+virtualenv with the ``gateway`` extra at the versions of constraints.txt
+(pip, from the package index or its cache), /etc/wellsense and
+/var/lib/wellsense with their owners and modes, and the systemd unit, which
+``systemd-analyze`` then verifies and scores.
 What does not run here: apt-get, systemctl enable/start and the final
 doctor (no systemd as PID 1 in a scratch root); docs/deploy.md says so.
 """
@@ -107,6 +108,24 @@ def test_installer_in_a_scratch_root(tmp_path: Path) -> None:
         check=True,
     ).stdout.strip()
     assert leaked == "[]"
+    # ... and what it has is the versions pinned in constraints.txt.
+    pins = dict(
+        ln.split("==")
+        for ln in (REPO / "constraints.txt").read_text().splitlines()
+        if "==" in ln and not ln.startswith("#")
+    )
+    installed = subprocess.run(
+        [
+            str(venv / "bin/python"),
+            "-c",
+            "from importlib.metadata import version as v; "
+            "print(v('bleak'), v('paho-mqtt'), v('dbus-fast'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert installed == [pins["bleak"], pins["paho-mqtt"], pins["dbus-fast"]]
 
     # The installed config is a valid collector config (paths mapped into the scratch root).
     text = (root / "etc/wellsense/collector.toml").read_text()

@@ -8,9 +8,10 @@ import pytest
 
 from collector.config import load
 from collector.tomlconfig import ConfigError
+from wellsense_resources import deploy_dir
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "deploy" / "gateway" / "collector.sample.toml"
+# The sample the wheel ships (the checkout's deploy/ when run from one).
+SAMPLE = deploy_dir() / "gateway" / "collector.sample.toml"
 
 
 @pytest.fixture
