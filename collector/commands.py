@@ -251,7 +251,9 @@ class CommandHandler:
             # Journaled samples of open batches, and whether the file and its WAL
             # were rewritten without the deleted bytes (1) or could not be (0).
             ack["journal_purged"] = {p: e["journal"] for p, e in erased.items()}
-            ack["scrubbed"] = {p: e["scrubbed"] for p, e in erased.items() if e["messages"] or e["journal"]}
+            ack["scrubbed"] = {
+                p: e["scrubbed"] for p, e in erased.items() if e["messages"] or e["journal"]
+            }
         if self.raw_store is not None:
             ack["raw_purged"] = raw_purged
         self.acknowledge(ack)
