@@ -41,6 +41,7 @@ class Metrics:
     samples_written: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    erased_discarded: int = 0  # messages of erased participants (processing/tombstones.py)
     confirmations: int = 0  # storage confirmation messages published to gateways
     gaps: int = 0
     missing_seq: int = 0
@@ -71,6 +72,7 @@ class Metrics:
             "samples_written": self.samples_written,
             "dead_lettered": sum(self.dead_lettered.values()),
             "duplicates": self.duplicates,
+            "erased_discarded": self.erased_discarded,
             "confirmations": self.confirmations,
             "gaps": self.gaps,
             "missing_seq": self.missing_seq,

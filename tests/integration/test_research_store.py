@@ -25,6 +25,7 @@ from influxdb_client import InfluxDBClient
 
 from processing.research import (
     cli_export,
+    exports_registry,
     cli_query,
     cli_report,
     cli_selfreport,
@@ -260,6 +261,8 @@ def test_cli_query_and_export(
     assert "Exit codes" in capsys.readouterr().out
 
     out = tmp_path / "x"
+    registry = tmp_path / "exports.jsonl"
+    monkeypatch.setenv("WELLSENSE_EXPORT_REGISTRY", str(registry))
     args = [
         "--out",
         str(out),
@@ -278,6 +281,10 @@ def test_cli_query_and_export(
     captured = capsys.readouterr()
     assert "export 100%" in captured.err and "rr.parquet" in captured.out
     assert len(pd.read_parquet(out / "daily.parquet")) == 19  # p-bravo skips a day
+    # The export registry names the files, so an erasure can list them.
+    listed = exports_registry.exports_of(registry, study.conn.study, "p-alpha")
+    assert len(listed) == 1 and str((out / "rr.parquet").resolve()) in listed[0]["files"]
+    assert "p-alpha" not in registry.read_text()  # pseudonyms are stored hashed
     monkeypatch.setenv("WELLSENSE_INFLUX_TOKEN", "wrong-token")
     assert cli_export.main(["--out", str(out), "--quiet"]) == 1
     assert "401" in capsys.readouterr().err
