@@ -754,6 +754,7 @@ def _epoch(value: Any) -> str | None:
         raise FieldValueError("epoch", "expected 16-32 lowercase hex digits")
     return value
 
+
 def decode(payload: bytes, topic: str | None = None) -> Message:
     """Decode and validate one message; if ``topic`` is given it must agree.
 

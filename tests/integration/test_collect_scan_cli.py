@@ -25,8 +25,9 @@ def test_scan_lists_sensors_as_table_and_json() -> None:
         table = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
         assert table.returncode == 0, table.stderr
         assert "C0:FF:EE:00:00:01" in table.stdout and "WellSense HR P01" in table.stdout
-        as_json = subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True,
-                                 env=env, timeout=60)
+        as_json = subprocess.run(
+            [*cmd, "--format", "json"], capture_output=True, text=True, env=env, timeout=60
+        )
         rows = json.loads(as_json.stdout)
         assert {r["address"] for r in rows} == {"C0:FF:EE:00:00:01", "C0:FF:EE:00:00:02"}
         assert all(r["rssi_dbm"] < 0 and "180d" in r["services"] for r in rows)

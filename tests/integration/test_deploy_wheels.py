@@ -17,21 +17,47 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-ARM64 = ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64",
-         "linux_aarch64")
+ARM64 = (
+    "manylinux2014_aarch64",
+    "manylinux_2_17_aarch64",
+    "manylinux_2_28_aarch64",
+    "linux_aarch64",
+)
 
 
 def test_gateway_extra_resolves_to_binary_wheels_for_arm64_cpython311(tmp_path: Path) -> None:
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     requirements = extras["gateway"]
     platforms = [arg for tag in ARM64 for arg in ("--platform", tag)]
     run = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-         "--only-binary=:all:", *platforms, "--python-version", "3.11",
-         "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none",
-         "-d", str(tmp_path), *requirements],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            *platforms,
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+            "-d",
+            str(tmp_path),
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     files = sorted(p.name for p in tmp_path.iterdir())

@@ -25,11 +25,11 @@ from influxdb_client import InfluxDBClient
 
 from processing.research import (
     cli_export,
-    exports_registry,
     cli_query,
     cli_report,
     cli_selfreport,
     export,
+    exports_registry,
     recompute,
     report,
     selfreport,
