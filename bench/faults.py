@@ -12,11 +12,13 @@ processing service writes to InfluxDB directly; the write guard is not in
 this path (bench/pipeline.py measures the guarded path).
 
 Per fault: the emulated straps stream for a while, the fault is applied,
-streaming goes on, then the collector is stopped (SIGTERM) and the pipeline
-drains until InfluxDB holds every sample or nothing changes for a while.
+streaming goes on, then the straps go out of range and the pipeline drains
+(the collector still running, re-sending what is unconfirmed) until InfluxDB
+holds every sample or nothing changes for 100 s; then the collector stops.
 
 * ``sent``: HR notifications the emulator sent (its own counters: a strap
-  notifies only while connected, so this is what the gateway received);
+  notifies only while connected, so this is what the gateway received),
+  read once the straps are silenced (out of range) for the drain;
 * ``stored``: ``hr`` points (field ``hr_bpm``) in the fault's bucket, over
   InfluxDB's whole time range, per participant;
 * ``missing`` / ``duplicated``: per participant, sent - stored when positive /
@@ -80,8 +82,8 @@ class Timing:
     @classmethod
     def of(cls, quick: bool) -> Timing:
         if quick:
-            return cls(8, 8, 30, 20, 20, 15, 120)
-        return cls(20, 20, 300, 120, 120, 60, 600)
+            return cls(8, 8, 30, 20, 20, 15, 240)
+        return cls(20, 20, 300, 120, 120, 60, 900)
 
 
 @dataclass
@@ -323,21 +325,32 @@ class Stack:
         return last.get("fields", last)
 
     def drain(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Stop the collector, wait until InfluxDB holds everything sent (or stops changing)."""
-        self.stop_collector()
+        """Silence the straps, let the gateway deliver what it holds, count.
+
+        The straps go out of range (no more notifications) while the collector
+        keeps running: it closes its open batches and re-sends whatever
+        processing has not confirmed (after 30 s, then 60 s, ...), as it would
+        in the field. Waits until InfluxDB holds every sample sent, or nothing
+        changed for longer than two re-send rounds, or the drain timeout.
+        """
+        assert self.emulator is not None
+        for s in self.emulator.stats():
+            self.emulator.ctl("out-of-range", str(s["address"]), "86400")
+        time.sleep(2)
         sent = self.sent()
         deadline = time.monotonic() + self.timing.drain_timeout_s
         last, stable_since = None, time.monotonic()
         while time.monotonic() < deadline:
             stored = self.stored()
             if all(stored.get(p, 0) >= n for p, n in sent.items()):
-                time.sleep(2)  # let late duplicates show
-                return sent, self.stored()
+                time.sleep(3)  # let late duplicates show
+                break
             if stored != last:
                 last, stable_since = stored, time.monotonic()
-            elif time.monotonic() - stable_since > 30:
+            elif time.monotonic() - stable_since > 100:
                 break
-            time.sleep(1)
+            time.sleep(2)
+        self.stop_collector()
         return sent, self.stored()
 
 
@@ -521,8 +534,10 @@ FAULTS: dict[str, Callable[[Stack], None]] = {
 def run_fault(name: str, root: Path, influx: ls.Influxd, timing: Timing) -> dict[str, Any]:
     """Build the fault's stack, apply the fault, and count."""
     stack = Stack(root / name, influx, timing)
+    if name in ("broker_queue_limit", "no_subscriber"):
+        stack.batch_interval_s = 1.0  # many small messages: the queue overflows quickly
     if name == "broker_queue_limit":
-        stack.max_queued_messages = 10
+        stack.max_queued_messages = 5
     if name == "processing_session_expired":
         stack.session_expiry_s = 60  # the shortest processing accepts
     if name == "glitch_every_100":
