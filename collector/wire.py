@@ -882,8 +882,12 @@ def sample_to_json(sample: Sample) -> dict[str, Any]:
 
 
 def sample_from_json(stream: str, raw: Any) -> Sample:
-    """Decode one sample of ``stream`` as :func:`decode` would; raise :class:`WireError`."""
-    decoder = _SAMPLE_DECODERS.get(stream)
+    """Decode one sample of ``stream`` as :func:`decode` would; raise :class:`WireError`.
+
+    For the gateway's own batch journal: an ``hr`` sample may carry the v1.1
+    beat fields (``beat_ns``, ``rr_break``) the beat clock adds.
+    """
+    decoder = _hr_sample_v1_1 if stream == "hr" else _SAMPLE_DECODERS.get(stream)
     if decoder is None:
         raise FieldValueError("stream", f"unknown stream {stream!r}")
     return decoder(_object(raw, "sample"), "")
