@@ -91,7 +91,6 @@ class Receipt:
         ]
         if self.dry_run:
             lines[0] += " (dry run: nothing was changed; counts are what would be removed)"
-        if self.dry_run:
             lines.append("gateway: counts known only when it applies the erasure")
         elif self.gateway_ack is None:
             lines.append(
@@ -105,7 +104,8 @@ class Receipt:
         if self.action == "erasure":
             for store, what in self.stores.items():
                 lines.append(f"{store}: {what}")
-            lines.append(f"broker retained messages cleared: {len(self.retained_cleared)}")
+            cleared = "to clear" if self.dry_run else "cleared"
+            lines.append(f"broker retained messages {cleared}: {len(self.retained_cleared)}")
             for bucket, counts in self.influx.items():
                 lines.append(f"InfluxDB bucket {bucket}:  measurement  points before -> after")
                 if not counts:
