@@ -16,10 +16,13 @@ On a new entry the gateway, in this order:
    off across restarts;
 2. stops collecting from that participant's sensors at once and drops their
    open batches (the service's ``on_withdraw`` callback);
-3. if ``erase`` is set, deletes the participant's messages from the outbox
-   and, in data minimisation mode, their raw data from the local raw store;
+3. if ``erase`` is set, deletes the participant's messages and journaled
+   samples from the outbox and, in data minimisation mode, their raw data
+   from the local raw store, with ``secure_delete`` on, then truncates the
+   WAL and vacuums each file so no deleted byte stays on disk;
 4. acknowledges on its retained ``state`` topic:
-   ``"ack": {"id": ..., "withdrawn": [...], "purged": {participant: n}}``
+   ``"ack": {"id": ..., "withdrawn": [...], "purged": {participant: n},
+   "journal_purged": {participant: samples}, "scrubbed": {participant: 1}}``
    (plus ``"raw_purged": {participant: rows}`` in data minimisation mode).
 
 Applying the same command again changes nothing, so it is safe to repeat.
@@ -227,7 +230,8 @@ class CommandHandler:
             self.store.save(flags)  # 1. the flag first: it survives whatever happens next
             self.on_withdraw(frozenset(changed))  # 2. sensors off, open batches dropped
         erase = [p for p, r in flags.items() if r.erase]
-        purged = {p: self.outbox.purge(participant_prefixes(self.study, [p])) for p in erase}
+        erased = {p: self.outbox.erase(participant_prefixes(self.study, [p])) for p in erase}
+        purged = {p: e["messages"] for p, e in erased.items()}
         raw_purged = (
             {p: self.raw_store.erase_participant(p) for p in erase} if self.raw_store else {}
         )
@@ -243,6 +247,13 @@ class CommandHandler:
                 },
             )
         ack: dict[str, Any] = {"id": command.id, "withdrawn": sorted(flags), "purged": purged}
+        if erased:
+            # Journaled samples of open batches, and whether the file and its WAL
+            # were rewritten without the deleted bytes (1) or could not be (0).
+            ack["journal_purged"] = {p: e["journal"] for p, e in erased.items()}
+            ack["scrubbed"] = {
+                p: e["scrubbed"] for p, e in erased.items() if e["messages"] or e["journal"]
+            }
         if self.raw_store is not None:
             ack["raw_purged"] = raw_purged
         self.acknowledge(ack)

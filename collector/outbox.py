@@ -82,7 +82,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from collector.sqlitetx import immediate
+from collector.sqlitetx import immediate, secure_delete
+from collector.sqlitetx import scrub as scrub_file
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -660,23 +661,36 @@ class Outbox:
 
         For erasure on request (a withdrawn participant's data must not leave
         the gateway). Counted as ``purged`` in :meth:`stats`, never as acked.
+        Returns the number of messages; :meth:`erase` also reports the journal.
+        """
+        return self.erase(topic_prefixes)["messages"]
+
+    def erase(self, topic_prefixes: tuple[str, ...], *, scrub: bool = True) -> dict[str, int]:
+        """:meth:`purge` that leaves none of the deleted bytes on disk.
+
+        The rows are deleted with ``secure_delete`` on (freed content zeroed);
+        when anything was deleted, the WAL is checkpointed and truncated and
+        the file vacuumed (:func:`collector.sqlitetx.scrub`), so neither the
+        outbox file nor its ``-wal`` holds the messages any more. Returns
+        ``{"messages": n, "journal": samples, "scrubbed": 0|1}``.
         """
         if not topic_prefixes:
-            return 0
+            return {"messages": 0, "journal": 0, "scrubbed": 0}
         clause = " OR ".join("substr(topic, 1, ?) = ?" for _ in topic_prefixes)
         args = [v for prefix in topic_prefixes for v in (len(prefix), prefix)]
         with self._locked() as conn:
-            with immediate(conn):
+            with secure_delete(conn), immediate(conn):
                 rows, size = conn.execute(
                     f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE {clause}", args
                 ).fetchone()
                 conn.execute(f"DELETE FROM outbox WHERE {clause}", args)
-                conn.execute(f"DELETE FROM journal WHERE {clause}", args)
+                journal = conn.execute(f"DELETE FROM journal WHERE {clause}", args).rowcount
                 conn.execute("INSERT OR IGNORE INTO counters VALUES ('purged', 0)")
                 conn.execute("UPDATE counters SET value = value + ? WHERE name = 'purged'", (rows,))
             self._depth -= rows
             self._depth_bytes -= size
-        return int(rows)
+            scrubbed = scrub_file(conn) if scrub and (rows or journal) else False
+        return {"messages": int(rows), "journal": int(journal), "scrubbed": int(scrubbed)}
 
     def stats(self) -> OutboxStats:
         """Lifetime counters, current depth and the age of the oldest message."""

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Final
 
 from collector import wire
-from collector.sqlitetx import immediate
+from collector.sqlitetx import immediate, secure_delete
+from collector.sqlitetx import scrub as scrub_file
 
 log = logging.getLogger(__name__)
 
@@ -231,15 +232,23 @@ class RawStore:
             log.info("raw data past its keeping time deleted", extra={"purged": purged})
         return purged
 
-    def erase_participant(self, participant: str) -> int:
-        """Delete every raw row of ``participant`` (erasure on request); rows deleted."""
+    def erase_participant(self, participant: str, *, scrub: bool = True) -> int:
+        """Delete every raw row of ``participant`` (erasure on request); rows deleted.
+
+        As :meth:`collector.outbox.Outbox.erase`: deleted with ``secure_delete``
+        on, then the WAL truncated and the file vacuumed, so the participant's
+        bytes are in neither the file nor its ``-wal``.
+        """
         total = 0
-        with self._transaction() as conn:
-            for table in _TABLES:
-                total += conn.execute(
-                    f"DELETE FROM {table} WHERE participant = ?", (participant,)
-                ).rowcount
-            self._count(conn, "erased", total)
+        with self._lock, secure_delete(self._conn) as conn:
+            with immediate(conn):
+                for table in _TABLES:
+                    total += conn.execute(
+                        f"DELETE FROM {table} WHERE participant = ?", (participant,)
+                    ).rowcount
+                self._count(conn, "erased", total)
+            if scrub and total:
+                scrub_file(conn)
         return total
 
     # -- reporting -----------------------------------------------------------------

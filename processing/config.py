@@ -23,6 +23,7 @@ from collector.tomlconfig import (
     mqtt_settings,
     read_secret,
 )
+from processing import tombstones
 from processing.notify.settings import NotifyConfig
 from processing.notify.settings import parse as parse_notify
 
@@ -120,6 +121,7 @@ class ProcessingConfig:
     deadletter: DeadLetterConfig = field(
         default_factory=lambda: DeadLetterConfig(default_deadletter_path(), 100_000, 1024**3)
     )
+    erased_file: Path = tombstones.DEFAULT_PATH
 
     def topic_filters(self) -> list[str]:
         """What to subscribe to: participant streams and gateway health/state."""
@@ -151,6 +153,10 @@ def load(path: Path) -> ProcessingConfig:
     batch_max_points = svc.int("batch_max_points", DEFAULT_BATCH_MAX_POINTS, lo=1, hi=1_000_000)
     batch_max_wait_ms = svc.int("batch_max_wait_ms", DEFAULT_BATCH_MAX_WAIT_MS, lo=1, hi=60_000)
     stats_interval_s = svc.float("stats_interval_s", DEFAULT_STATS_INTERVAL_S, lo=0.1, hi=86400)
+    # Hashed pseudonyms of erased participants (processing/tombstones.py); the
+    # same file as admin.toml's [erasure] tombstones_file.
+    erased_file = svc.path_value("erased_file", str(tombstones.DEFAULT_PATH))
+    assert erased_file is not None
     svc.reject_unknown()
 
     mq = root.table("mqtt")
@@ -184,6 +190,7 @@ def load(path: Path) -> ProcessingConfig:
         rules=rules,
         notify=notify,
         deadletter=deadletter,
+        erased_file=erased_file,
     )
 
 

@@ -200,7 +200,11 @@ class DeadLetterStore:
             )
 
     def delete_participant(self, participant: str) -> int:
-        """Delete every dead letter of ``participant`` (erasure); return how many."""
+        """Delete every dead letter of ``participant`` (erasure); return how many.
+
+        ``secure_delete`` zeroes the freed pages and the WAL is truncated, so
+        the file keeps none of the deleted payloads' bytes.
+        """
         with immediate(self._conn) as c:
             rows = c.execute(
                 "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM deadletter"
@@ -213,6 +217,13 @@ class DeadLetterStore:
             c.execute("UPDATE meta SET value = ? WHERE key = 'bytes'", (total_bytes - rows[1],))
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(rows[0])
+
+    def count_participant(self, participant: str) -> int:
+        """How many dead letters of ``participant`` the store holds."""
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM deadletter WHERE participant = ?", (participant,)
+        ).fetchone()
+        return int(row[0])
 
     # -- reading -------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ class Metrics:
     clock_steps: int = 0  # gateway clock steps back seen in beat times
     dead_evicted: int = 0  # dead letters the bounded store deleted (from its file)
     duplicates: int = 0
+    erased_discarded: int = 0  # messages of erased participants (processing/tombstones.py)
     confirmations: int = 0  # storage confirmation messages published to gateways
     gaps: int = 0
     missing_seq: int = 0
@@ -75,6 +76,7 @@ class Metrics:
             "samples_written": self.samples_written,
             "dead_lettered": sum(self.dead_lettered.values()),
             "duplicates": self.duplicates,
+            "erased_discarded": self.erased_discarded,
             "confirmations": self.confirmations,
             "gaps": self.gaps,
             "missing_seq": self.missing_seq,

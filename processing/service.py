@@ -43,7 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import safejson, stored, wire
 from collector.mqtt import describe_disconnect, new_client
-from processing import confirm, deadletter, schema
+from processing import confirm, deadletter, schema, tombstones
 from processing.clocksteps import StepDetector
 from processing.config import ProcessingConfig
 from processing.deadletterstore import KIND_MESSAGE, KIND_SAMPLES, DeadLetterStore
@@ -132,6 +132,9 @@ class Service:
         self._deadletter_topic = wire.deadletter_topic(config.study)
         self._dl_logged = 0
         self._shared = config.shared_group is not None
+        # Raises TombstoneError when the file exists but is unreadable: better
+        # not to start than to write an erased participant's data back.
+        self.erased = tombstones.Tombstones(config.erased_file, config.study)
         self.writer = InfluxWriter.for_config(
             config.influx, stop=self.stop, on_retry=self._on_retry
         )
@@ -311,6 +314,8 @@ class Service:
                 if deadline is None and not pending_write:
                     break  # idle: let features and stats run
                 continue
+            if deadline is None:
+                self._refresh_erased()  # once per batch: one stat() of the file
             pending = self._prepare_safely(message)
             batch.append(pending)
             points += len(pending.lines)
@@ -322,12 +327,26 @@ class Service:
         self.metrics.inflight = len(batch) + held + self._inbox.qsize()
         return batch
 
+    def _of_erased(self, topic: str) -> bool:
+        """Whether ``topic`` is a stream of an erased participant (tombstones)."""
+        parts = topic.split("/", 4)
+        return len(parts) == 5 and parts[3] in self.erased
+
+    def _discard_erased(self, pending: _Pending) -> _Pending:
+        # Neither written nor dead-lettered (a dead letter would keep the bytes);
+        # confirmed like a stored message, so the gateway deletes it as well.
+        self.metrics.erased_discarded += 1
+        pending.envelope = stored.envelope(pending.payload)
+        return pending
+
     def _prepare(self, msg: mqtt.MQTTMessage) -> _Pending:
         self.metrics.received += 1
         pending = _Pending(msg.mid, msg.qos, msg.topic, bytes(msg.payload))
         if msg.topic.endswith("/state") and "/_gateways/" in msg.topic:
             self._prepare_state(pending)
             return pending
+        if self._of_erased(msg.topic):
+            return self._discard_erased(pending)
         try:
             message, dropped = wire.decode_lenient(pending.payload, topic=msg.topic)
         except wire.WireError as exc:
@@ -432,6 +451,13 @@ class Service:
                 },
             )
 
+    def _refresh_erased(self) -> None:
+        try:
+            self.erased.refresh()
+        except tombstones.TombstoneError as exc:
+            # Keep the last list; say so loudly (the file must be readable).
+            log.error("tombstone file unreadable", extra={"fields": {"error": str(exc)}})
+
     def _prepare_state(self, pending: _Pending) -> None:
         try:
             study, gateway, state, ts_ns = decode_gateway_state(pending.topic, pending.payload)
@@ -495,6 +521,12 @@ class Service:
 
     def _start_write(self, batch: list[_Pending]) -> None:
         """Write ``batch`` on the writer thread; the worker goes on decoding meanwhile."""
+        self._refresh_erased()
+        for p in batch:
+            if p.lines and p.message is not None and p.message.participant in self.erased:
+                # Erased while this batch was being collected.
+                p.lines, p.message = [], None
+                self.metrics.erased_discarded += 1
         lines = [text for p in batch for text in p.lines]
         self._write_started = self.monotonic()
         self._inflight = (batch, self._executor.submit(self._timed_write, lines), len(lines))

@@ -28,6 +28,8 @@ class WearableConfig:
         battery_drain_pct_per_day: per simulated day.
         rssi_dbm: mean advertised signal strength.
         energy_every: include Energy Expended in every n-th HR notification (0: never).
+        glitch_every: every n-th HR notification carries a glitch heart rate of
+            65535 bpm (uint16), as a strap with a bad contact can (0: never).
         advertise_while_connected: most straps stop advertising once connected.
     """
 
@@ -45,6 +47,7 @@ class WearableConfig:
     serial_number: str = ""
     firmware_revision: str = "1.0.0"
     energy_every: int = 10
+    glitch_every: int = 0
     advertise_while_connected: bool = False
 
     def __post_init__(self) -> None:
@@ -124,6 +127,9 @@ class Wearable:
         self._count += 1
         hr = round(60_000 * len(rr) / sum(rr)) if rr else (
             round(self.model.target_hr_bpm(now_ns)) if worn else 0)
+        glitch = self.config.glitch_every
+        if glitch and self._count % glitch == 0:
+            hr = 0xFFFF  # physically impossible: a glitch the pipeline must survive
         every = self.config.energy_every
         energy = round(self._energy_j / 1000) if every and self._count % every == 0 else None
         size = encode.max_rr_per_notification(energy=energy is not None)

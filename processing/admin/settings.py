@@ -84,6 +84,16 @@ class InfluxSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ErasureSettings:
+    """The server-side stores ``participant erase`` covers besides InfluxDB and MQTT."""
+
+    tombstones_file: Path  # processing's [service] erased_file
+    notify_database: Path  # processing's [notify] state_dir / notify.sqlite
+    exports_registry: Path  # written by `wellsense export`
+    deadletter_database: Path = Path("/var/lib/wellsense/deadletter.sqlite")  # [deadletter] path
+
+
+@dataclass(frozen=True, slots=True)
 class AdminConfig:
     path: Path
     study: StudySettings
@@ -92,6 +102,11 @@ class AdminConfig:
     influx: InfluxSettings
     registry: Path
     bundles_dir: Path
+    erasure: ErasureSettings = ErasureSettings(
+        Path("/var/lib/wellsense/erased.txt"),
+        Path("/var/lib/wellsense/notify/notify.sqlite"),
+        Path("/var/lib/wellsense/exports.jsonl"),
+    )
 
     def admin_mqtt(self) -> MqttSettings:
         """The admin tools' broker connection (``[admin_mqtt]``), read when needed.
@@ -213,5 +228,16 @@ def load(path: Path) -> AdminConfig:
     registry = _path(en, "registry", "/var/lib/wellsense/registry.json")
     bundles_dir = _path(en, "bundles_dir", "/var/lib/wellsense/bundles")
     en.reject_unknown()
+
+    er = root.table("erasure")
+    erasure = ErasureSettings(
+        tombstones_file=_path(er, "tombstones_file", "/var/lib/wellsense/erased.txt"),
+        notify_database=_path(er, "notify_database", "/var/lib/wellsense/notify/notify.sqlite"),
+        exports_registry=_path(er, "exports_registry", "/var/lib/wellsense/exports.jsonl"),
+        deadletter_database=_path(
+            er, "deadletter_database", "/var/lib/wellsense/deadletter.sqlite"
+        ),
+    )
+    er.reject_unknown()
     root.reject_unknown()
-    return AdminConfig(path, study, broker, admin_mqtt, influx, registry, bundles_dir)
+    return AdminConfig(path, study, broker, admin_mqtt, influx, registry, bundles_dir, erasure)

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from collector.sqlitetx import scrub
+
 PENDING: Final = "pending"
 SENDING: Final = "sending"
 SENT: Final = "sent"
@@ -270,6 +272,28 @@ class Outbox:
                 (study, older_than_ns, SENT, FAILED, INTERRUPTED),
             )
         return int(cur.rowcount)
+
+    def erase_participant(self, study: str, participant: str, *, dry_run: bool = False) -> int:
+        """Delete every queued or finished delivery about ``participant`` (erasure).
+
+        Their device alerts too (subject ``<participant>/<device>``). Deleted
+        with ``secure_delete`` on, then the WAL truncated and the file vacuumed,
+        so the alert texts leave the file. Returns the rows (that would go).
+        """
+        where = "study = ? AND (subject = ? OR substr(subject, 1, ?) = ?)"
+        args = (study, participant, len(participant) + 1, participant + "/")
+        if dry_run:
+            row = self.db.execute(f"SELECT COUNT(*) FROM delivery WHERE {where}", args).fetchone()
+            return int(row[0])
+        self.db.execute("PRAGMA secure_delete=ON")
+        try:
+            with self._write() as db:
+                n = int(db.execute(f"DELETE FROM delivery WHERE {where}", args).rowcount)
+        finally:
+            self.db.execute("PRAGMA secure_delete=OFF")
+        if n:
+            scrub(self.db)
+        return n
 
     def last_events(self, study: str) -> list[dict[str, Any]]:
         """The newest queued event of every (rule, subject): a new leader's memory."""

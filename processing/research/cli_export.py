@@ -19,8 +19,8 @@ from pathlib import Path
 
 from wellsense_cli.conventions import add_progress_args, progress_wanted
 
-from . import _cli, columns
-from .export import DEFAULT_MEASUREMENTS, FORMATS, OMH_FORMATS, export
+from . import _cli, columns, exports_registry
+from .export import DEFAULT_MEASUREMENTS, FORMATS, OMH_FORMATS, ExportSummary, export
 from .progress import Progress
 from .settings import connection_from_args
 
@@ -68,7 +68,8 @@ def main(argv: list[str], prog: str = "wellsense export") -> int:
         measurements = args.measurement or (
             ["hr", "rr"] if args.format in OMH_FORMATS else list(DEFAULT_MEASUREMENTS)
         )
-        with Store(connection_from_args(args)) as store:
+        connection = connection_from_args(args)
+        with Store(connection) as store:
             people = args.participant or store.participants(args.start, args.stop)
             if not people:
                 raise _cli.NoData("no participant has data in the range")
@@ -86,11 +87,33 @@ def main(argv: list[str], prog: str = "wellsense export") -> int:
             )
         for m, path in summary.files.items():
             print(f"{path}\t{summary.rows.get(m, 0)} rows")
+        _register(connection.study, args.format, summary)
         if sum(summary.rows.values()) == 0:
             raise _cli.NoData("no rows in the range")
         return _cli.EXIT_OK
 
     return _cli.run(prog, body)
+
+
+def _register(study: str, fmt: str, summary: ExportSummary) -> None:
+    """Record the export so that an erasure can list it (exports_registry)."""
+    if not summary.participants:
+        return
+    path = exports_registry.default_path()
+    try:
+        exports_registry.record(
+            path,
+            study=study,
+            fmt=fmt,
+            files=summary.files.values(),
+            participants=summary.participants,
+        )
+    except OSError as exc:
+        print(
+            f"warning: export not recorded in the export registry {path} ({exc.strerror}); "
+            f"set ${exports_registry.ENV} to a writable file, or note the export by hand",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

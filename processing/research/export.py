@@ -165,6 +165,7 @@ class ExportSummary:
     files: dict[str, Path] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     chunks: int = 0
+    participants: set[str] = field(default_factory=set)  # those with rows in a file
 
 
 def export(
@@ -199,6 +200,7 @@ def export(
                 df = store.frame_ns(m, a, b, [participant])
                 if len(df):
                     sinks[m].write(df)
+                    summary.participants.add(participant)
                 summary.rows[m] = summary.rows.get(m, 0) + len(df)
                 summary.chunks += 1
                 if progress is not None:

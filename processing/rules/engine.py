@@ -261,6 +261,29 @@ class RuleEngine:
         if subject.scope == "participant":
             self._participants.pop(subject.participant, None)
 
+    def forget_participant(self, participant: str) -> int:
+        """Drop everything about an erased participant (status, days, alert states).
+
+        Afterwards no rule can fire for them (not even a no-data rule, whose
+        input would otherwise keep ageing). Returns the subjects forgotten.
+        """
+        gone = {s for s in self._status if s.participant == participant}
+        gone |= {s for _r, s in self._states if s.participant == participant}
+        for subject in gone:
+            self._status.pop(subject, None)
+        for key in [k for k in self._states if k[1].participant == participant]:
+            del self._states[key]
+        had_days = self._participants.pop(participant, None) is not None
+        return len(gone) + (1 if had_days and not gone else 0)
+
+    def known_participants(self) -> set[str]:
+        """Participants the engine holds anything about."""
+        return (
+            {s.participant for s in self._status if s.participant}
+            | {s.participant for _r, s in self._states if s.participant}
+            | set(self._participants)
+        )
+
     def tick(self, now_ns: int | None = None) -> list[AlertEvent]:
         """Scheduled evaluation of every status rule (time-based variables advance)."""
         now = self.clock() if now_ns is None else now_ns

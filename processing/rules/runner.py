@@ -38,6 +38,7 @@ from typing import Any, Final
 from processing.rules.engine import NS, AlertEvent, RuleEngine
 from processing.rules.errors import RuleSetError
 from processing.rules.loader import RuleSet, load_rules, parse_duration
+from processing.tombstones import Tombstones
 from wellsense_cli import conventions
 
 log = logging.getLogger("wellsense.rules")
@@ -150,8 +151,10 @@ class Runner:
         interval_s: float,
         stop: threading.Event,
         daily_every_s: float = DAILY_EVERY_S,
+        erased: Tombstones | None = None,
     ) -> None:
         self.engine = engine
+        self.erased = erased
         self.source = source
         self.interval_s = interval_s
         self.stop = stop
@@ -170,17 +173,32 @@ class Runner:
         """One evaluation: status of everyone, a tick, and the daily features when due."""
         now = self.engine.clock()
         events: list[AlertEvent] = []
+        erased = self._forget_erased()
         snapshot = self.source.status(now)
         for subject, values in snapshot.updates():
-            events.extend(self.engine.on_status(subject, values))
+            if subject.participant not in erased:  # a write that raced the erasure
+                events.extend(self.engine.on_status(subject, values))
         events.extend(self.engine.tick(now))
         if time.monotonic() >= self._next_daily:
             self._next_daily = time.monotonic() + self.daily_every_s
             days = self.source.daily(now, list(self.engine.rules))
             for participant, by_day in sorted(days.items()):
+                if participant in erased:
+                    continue
                 self.engine.load_daily(participant, by_day)
                 events.extend(self.engine.evaluate_daily(participant))
         return events
+
+    def _forget_erased(self) -> Tombstones | frozenset[str]:
+        """Forget every erased participant the engine still knows (tombstones)."""
+        if self.erased is None:
+            return frozenset()
+        self.erased.refresh()
+        for participant in sorted(self.engine.known_participants()):
+            if participant in self.erased:
+                self.engine.forget_participant(participant)
+                log.info("alert state of an erased participant forgotten")
+        return self.erased
 
     def run(self, *, once: bool = False) -> int:
         while not self.stop.is_set():
@@ -295,7 +313,11 @@ def serve(
         url=influx.url, token=influx.token, org=influx.org, timeout=int(influx.timeout_s * 1000)
     )
 
+    erased = Tombstones(config.erased_file, config.study)
+
     def write(event: AlertEvent) -> None:
+        if event.subject.participant in erased:
+            return  # erased meanwhile: neither delivered nor stored
         if deliver is not None:
             deliver(event)
         writer.write([alert_line(event)])
@@ -315,7 +337,7 @@ def serve(
         lookback_ns=int(lookback_s * NS),
         timezone=config.features.timezone,
     )
-    runner = Runner(engine=engine, source=source, interval_s=interval_s, stop=stop)
+    runner = Runner(engine=engine, source=source, interval_s=interval_s, stop=stop, erased=erased)
     if not sink.connected.wait(10):
         log.warning("broker not reachable yet; alerts are queued until it is")
     log.info(

@@ -71,6 +71,9 @@ def write_admin_toml(
         f'downsampled_bucket = "{bucket}_1h"\nretention_days = 30\n{token}'
         f'[enrolment]\nregistry = "{directory}/registry.json"\n'
         f'bundles_dir = "{directory}/bundles"\n'
+        f'[erasure]\ntombstones_file = "{directory}/erased.txt"\n'
+        f'notify_database = "{directory}/notify/notify.sqlite"\n'
+        f'exports_registry = "{directory}/exports.jsonl"\n'
     )
     return path
 

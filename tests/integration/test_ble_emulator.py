@@ -46,8 +46,14 @@ from wellsense_sim import Emulator, SimClock, SimClockParams, SimControl, Wearab
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 A, B, C = "C0:FF:EE:00:00:0A", "C0:FF:EE:00:00:0B", "C0:FF:EE:00:00:0C"
-FAST = ManagerOptions(scan_timeout_s=2.0, connect_timeout_s=5.0, io_timeout_s=5.0,
-                      battery_interval_s=60.0, backoff_base_s=0.02, backoff_cap_s=0.5)
+FAST = ManagerOptions(
+    scan_timeout_s=2.0,
+    connect_timeout_s=5.0,
+    io_timeout_s=5.0,
+    battery_interval_s=60.0,
+    backoff_base_s=0.02,
+    backoff_cap_s=0.5,
+)
 T = TypeVar("T")
 
 
@@ -56,8 +62,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @asynccontextmanager
-async def emulator(bus: str, *wearables: WearableConfig,
-                   time_scale: float = 1.0) -> AsyncIterator[Emulator]:
+async def emulator(
+    bus: str, *wearables: WearableConfig, time_scale: float = 1.0
+) -> AsyncIterator[Emulator]:
     clock = SimClock(SimClockParams.starting_now(time_scale=time_scale))
     async with Emulator(bus, clock=clock, advert_interval_s=0.1, connect_delay_s=0.02) as emu:
         for w in wearables:
@@ -66,13 +73,16 @@ async def emulator(bus: str, *wearables: WearableConfig,
 
 
 def straps() -> list[WearableConfig]:
-    return [WearableConfig(A, name="Strap A", seed=1, rsc=True, rssi_dbm=-50),
-            WearableConfig(B, name="Strap B", seed=2, rsc=False, rssi_dbm=-65),
-            WearableConfig(C, name="Strap C", seed=3, rsc=False, rssi_dbm=-80)]
+    return [
+        WearableConfig(A, name="Strap A", seed=1, rsc=True, rssi_dbm=-50),
+        WearableConfig(B, name="Strap B", seed=2, rsc=False, rssi_dbm=-65),
+        WearableConfig(C, name="Strap C", seed=3, rsc=False, rssi_dbm=-80),
+    ]
 
 
-async def take_until(queue: asyncio.Queue[BleItem], done: Callable[[BleItem], bool],
-                     timeout_s: float = 10.0) -> list[BleItem]:
+async def take_until(
+    queue: asyncio.Queue[BleItem], done: Callable[[BleItem], bool], timeout_s: float = 10.0
+) -> list[BleItem]:
     """Items up to and including the first one for which ``done`` is true."""
     items: list[BleItem] = []
     async with asyncio.timeout(timeout_s):
@@ -115,20 +125,34 @@ def test_scan_lists_names_rssi_and_services(bluez_bus: str) -> None:  # noqa: F8
 def test_selectors_address_name_pattern_and_service(bluez_bus: str) -> None:  # noqa: F811
     async def scenario() -> None:
         async with emulator(bluez_bus, *straps()):
-            sensors = [SensorSpec("by_uuid", service_uuid="0x1814"),
-                       SensorSpec("by_address", address=B.lower()),
-                       SensorSpec("by_name", name_pattern="strap c*"),
-                       SensorSpec("any_hr", service_uuid="180d")]
+            sensors = [
+                SensorSpec("by_uuid", service_uuid="0x1814"),
+                SensorSpec("by_address", address=B.lower()),
+                SensorSpec("by_name", name_pattern="strap c*"),
+                SensorSpec("any_hr", service_uuid="180d"),
+            ]
             manager = DeviceManager(sensors, options=FAST)
             async with manager:
                 connected: dict[str, str] = {}
-                await take_until(manager.queue, lambda i: isinstance(i, SensorConnected) and (
-                    connected.setdefault(i.sensor_key, i.address) is not None
-                    and len(connected) == 3 and "any_hr" not in connected), 10)
+                await take_until(
+                    manager.queue,
+                    lambda i: (
+                        isinstance(i, SensorConnected)
+                        and (
+                            connected.setdefault(i.sensor_key, i.address) is not None
+                            and len(connected) == 3
+                            and "any_hr" not in connected
+                        )
+                    ),
+                    10,
+                )
                 assert connected == {"by_uuid": A, "by_address": B, "by_name": C}
                 # the fourth sensor matches all three, which are claimed: not found
-                await take_until(manager.queue, lambda i: isinstance(i, SensorNotFound)
-                                 and i.sensor_key == "any_hr", 10)
+                await take_until(
+                    manager.queue,
+                    lambda i: isinstance(i, SensorNotFound) and i.sensor_key == "any_hr",
+                    10,
+                )
 
     run(scenario())
 
@@ -137,14 +161,23 @@ def test_several_sensors_stream_hr_rr_and_rsc(bluez_bus: str) -> None:  # noqa: 
     async def scenario() -> None:
         async with emulator(bluez_bus, *straps(), time_scale=30.0) as emu:
             emu.set_battery(B, 42)
-            manager = DeviceManager([SensorSpec("a", address=A), SensorSpec("b", address=B),
-                                     SensorSpec("c", address=C)], options=FAST)
+            manager = DeviceManager(
+                [
+                    SensorSpec("a", address=A),
+                    SensorSpec("b", address=B),
+                    SensorSpec("c", address=C),
+                ],
+                options=FAST,
+            )
             async with manager:
                 items = await _collect_for(manager.queue, 4.0)
             records = [i for i in items if isinstance(i, RawNotification)]
             for key in "abc":
-                hr = [r for r in records if r.sensor_key == key
-                      and r.char_uuid == HEART_RATE_MEASUREMENT]
+                hr = [
+                    r
+                    for r in records
+                    if r.sensor_key == key and r.char_uuid == HEART_RATE_MEASUREMENT
+                ]
                 assert len(hr) >= 20, key
                 times = [r.received_ns for r in hr]
                 assert times == sorted(times)
@@ -153,13 +186,15 @@ def test_several_sensors_stream_hr_rr_and_rsc(bluez_bus: str) -> None:  # noqa: 
                 assert all(250 <= v <= 2000 for v in rr)
                 assert {r.session for r in hr} == {1}
             assert any(r.char_uuid == RSC_MEASUREMENT and r.sensor_key == "a" for r in records)
-            assert not any(r.char_uuid == RSC_MEASUREMENT and r.sensor_key != "a"
-                           for r in records)
+            assert not any(r.char_uuid == RSC_MEASUREMENT and r.sensor_key != "a" for r in records)
             battery = {i.sensor_key: i.battery_pct for i in items if isinstance(i, BatteryLevel)}
             assert battery["b"] == 42 and battery["a"] == 100
             info = next(i for i in items if isinstance(i, DeviceInfo) and i.sensor_key == "c")
             assert (info.manufacturer, info.model, info.body_location) == (
-                "WellSense Sim", "WS-HR1", 1)
+                "WellSense Sim",
+                "WS-HR1",
+                1,
+            )
             assert info.serial == C.replace(":", "")
 
     run(scenario())
@@ -182,11 +217,13 @@ def test_battery_is_read_periodically(bluez_bus: str) -> None:  # noqa: F811
             emu.set_battery(A, 63)
             options = dataclasses.replace(FAST, battery_interval_s=0.3)
             async with DeviceManager([SensorSpec("a", address=A)], options=options) as manager:
-                await take_until(manager.queue, lambda i: isinstance(i, BatteryLevel)
-                                 and i.battery_pct == 63)
+                await take_until(
+                    manager.queue, lambda i: isinstance(i, BatteryLevel) and i.battery_pct == 63
+                )
                 emu.set_battery(A, 17)
-                await take_until(manager.queue, lambda i: isinstance(i, BatteryLevel)
-                                 and i.battery_pct == 17, 3)
+                await take_until(
+                    manager.queue, lambda i: isinstance(i, BatteryLevel) and i.battery_pct == 17, 3
+                )
                 assert manager.status()[0].battery_pct == 17
 
     run(scenario())
@@ -202,8 +239,9 @@ def test_twenty_disconnects_reconnect_with_labelled_gaps(bluez_bus: str) -> None
             async with DeviceManager([SensorSpec("b", address=B)], options=FAST) as manager:
                 items: list[BleItem] = []
                 for session in range(1, 22):
-                    items += await take_until(manager.queue, functools.partial(
-                        is_record_of_session, session=session))
+                    items += await take_until(
+                        manager.queue, functools.partial(is_record_of_session, session=session)
+                    )
                     if session <= 20:
                         emu.disconnect(B)
             stats = emu.stats()[0]
@@ -212,7 +250,8 @@ def test_twenty_disconnects_reconnect_with_labelled_gaps(bluez_bus: str) -> None
         assert stats["last_disconnect_reason"] == "local host request"
         gaps = [i for i in items if isinstance(i, Gap)]
         assert [(g.session_before, g.session_after) for g in gaps] == [
-            (n, n + 1) for n in range(1, 21)]
+            (n, n + 1) for n in range(1, 21)
+        ]
         assert all(g.start_ns <= g.end_ns for g in gaps)
         # records are labelled by the session between its Connected and Disconnected
         current = None
@@ -269,29 +308,44 @@ def test_contact_loss_and_strap_off_reach_the_payload(bluez_bus: str) -> None:  
     run(scenario())
 
 
-def test_out_of_range_then_back_with_emulator_in_another_process(
-        bluez_bus: str) -> None:  # noqa: F811
+def test_out_of_range_then_back_with_emulator_in_another_process(bluez_bus: str) -> None:  # noqa: F811
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wellsense_sim", "run", "--bus", bluez_bus,
-         "--advert-interval", "0.1", "--time-scale", "10",
-         "--wearable", f"{A},name=Far Strap,seed=7"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "wellsense_sim",
+            "run",
+            "--bus",
+            bluez_bus,
+            "--advert-interval",
+            "0.1",
+            "--time-scale",
+            "10",
+            "--wearable",
+            f"{A},name=Far Strap,seed=7",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("DBUS_SYSTEM_BUS_ADDRESS=")
 
         async def scenario() -> None:
             options = dataclasses.replace(FAST, scan_timeout_s=0.5)
-            async with SimControl(bluez_bus) as sim, DeviceManager(
-                    [SensorSpec("far", name_pattern="Far*")], options=options) as manager:
+            async with (
+                SimControl(bluez_bus) as sim,
+                DeviceManager([SensorSpec("far", name_pattern="Far*")], options=options) as manager,
+            ):
                 await take_until(manager.queue, lambda i: isinstance(i, RawNotification))
                 await sim.out_of_range(A, 2.0)
                 gone = time.monotonic()
-                items = await take_until(manager.queue, lambda i: isinstance(
-                    i, RawNotification) and i.session == 2)
+                items = await take_until(
+                    manager.queue, lambda i: isinstance(i, RawNotification) and i.session == 2
+                )
                 assert time.monotonic() - gone >= 1.9
-                kinds = [type(i).__name__ for i in items
-                         if not isinstance(i, RawNotification)]
+                kinds = [type(i).__name__ for i in items if not isinstance(i, RawNotification)]
                 # Session 1's reads (device info, battery) may still be queued
                 # behind its first notification; everything after them is the loss.
                 first = kinds.index("SensorDisconnected")

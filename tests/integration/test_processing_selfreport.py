@@ -153,9 +153,7 @@ def test_mqtt_self_reports_equal_the_csv_import_are_idempotent_and_feed_agreemen
     resent = selfreport_messages(answers, pipeline.study, first_seq=len(messages))
     publish_messages(pipeline.broker, resent)
     wait_until(lambda: service.metrics.received == 3 * len(messages), 30, "every message")
-    wait_until(
-        lambda: service.metrics.messages_written == 2 * len(messages), 30, "re-sent written"
-    )
+    wait_until(lambda: service.metrics.messages_written == 2 * len(messages), 30, "re-sent written")
     assert service.metrics.duplicates == len(messages)
     assert sum(service.metrics.dead_lettered.values()) == 0
     assert _self_reports(pipeline, pipeline.bucket) == stored

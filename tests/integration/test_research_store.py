@@ -31,6 +31,7 @@ from processing.research import (
     cli_report,
     cli_selfreport,
     export,
+    exports_registry,
     recompute,
     report,
     selfreport,
@@ -330,6 +331,8 @@ def test_cli_query_and_export(
     assert "Exit codes" in capsys.readouterr().out
 
     out = tmp_path / "x"
+    registry = tmp_path / "exports.jsonl"
+    monkeypatch.setenv("WELLSENSE_EXPORT_REGISTRY", str(registry))
     args = [
         "--out",
         str(out),
@@ -349,6 +352,10 @@ def test_cli_query_and_export(
     captured = capsys.readouterr()
     assert "export: 100%" in captured.err and "rr.parquet" in captured.out
     assert len(pd.read_parquet(out / "daily.parquet")) == 19  # p-bravo skips a day
+    # The export registry names the files, so an erasure can list them.
+    listed = exports_registry.exports_of(registry, study.conn.study, "p-alpha")
+    assert len(listed) == 1 and str((out / "rr.parquet").resolve()) in listed[0]["files"]
+    assert "p-alpha" not in registry.read_text()  # pseudonyms are stored hashed
     nd = tmp_path / "nd"
     assert cli_export.main(["--out", str(nd), "--format", "omh-ndjson", "-p", "p-alpha", "-q"]) == 0
     assert sorted(p.name for p in nd.iterdir()) == ["heart-rate.ndjson", "rr-interval.ndjson"]

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from collector.config import load as load_collector_config
+from processing import tombstones
 from processing.admin import broker as broker_admin
 from processing.admin import enroll, influxsetup, participant
 from processing.admin.influxapi import InfluxApi
@@ -181,6 +182,23 @@ def test_erase_removes_one_participant_everywhere_and_leaves_the_other(
     assert set(_counts(influxd, BUCKET, p1)) == set(MEASUREMENTS)
 
     server = stack["server"]
+    # --dry-run reports and changes nothing.
+    registry_before = stack["config"].registry.read_text()
+    assert (
+        participant.main(
+            ["erase", p1, "--config", str(server.admin_toml), "--dry-run"],
+            prog="wellsense participant",
+        )
+        == 0
+    )
+    dry = capsys.readouterr().out
+    assert "dry run" in dry and "would remove" in dry and "hr " in dry
+    assert stack["config"].registry.read_text() == registry_before
+    assert not stack["config"].erasure.tombstones_file.exists()
+    assert set(_counts(influxd, BUCKET, p1)) == set(MEASUREMENTS)
+    outbox_files = [stack["data_dir"] / "outbox.sqlite3", stack["data_dir"] / "outbox.sqlite3-wal"]
+    assert any(p1.encode() in f.read_bytes() for f in outbox_files if f.exists())
+
     receipt_file = server.directory / "receipt.json"
     rc = participant.main(
         [
@@ -205,6 +223,16 @@ def test_erase_removes_one_participant_everywhere_and_leaves_the_other(
     assert receipt["gateway_ack"] is not None and p1 in receipt["gateway_ack"]["withdrawn"]
     assert receipt["retained_cleared"] == [f"{ROOT}/_alerts/{p1}/state"]
     assert "hr " in out and "-> 0" in out and p1 in out
+    assert receipt["tombstoned"] is True
+    assert tombstones.digest(STUDY, p1) in stack["config"].erasure.tombstones_file.read_text()
+    assert {"tombstone", "gateway outbox", "broker retained", "dead letters", "exports"} <= set(
+        receipt["stores"]
+    )
+    assert "file and WAL overwritten: True" in receipt["stores"]["gateway outbox"]
+    # The gateway's outbox file and its WAL no longer hold a byte of p1's.
+    for f in outbox_files:
+        if f.exists():
+            assert p1.encode() not in f.read_bytes(), f
 
     # 0 points remain for p1 in every measurement of every bucket; p2 untouched.
     for bucket in (BUCKET, f"{BUCKET}_1h"):

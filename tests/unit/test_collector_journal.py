@@ -118,3 +118,24 @@ def test_journaled_samples_keep_their_v1_1_beat_fields(tmp_path: Path) -> None:
         again.flush_all()
         (message,) = [wire.decode(m.payload, topic=m.topic) for m in box.peek(10)]
     assert message.samples == (sample,)
+
+
+def test_samples_with_beat_clock_fields_are_recovered_not_dropped(tmp_path: Path) -> None:
+    """v1.1 ``beat_ns``/``rr_break`` (the beat clock's) must survive the journal.
+
+    Found by bench/faults.py: every such sample was "unreadable" at recovery,
+    so each collector SIGKILL lost the open batches' HR samples with RR values.
+    """
+    with Outbox(tmp_path / "outbox.sqlite3") as box:
+        batcher = _batcher(box)
+        for i in range(3):
+            ts = T0 + i * 10**9
+            batcher.add(ROUTE, "hr", wire.HrSample(ts, 60 + i, True, None, (1000.0,), ts, i == 0))
+        batcher.journal_flush()
+    with Outbox(tmp_path / "outbox.sqlite3") as box:
+        batcher = _batcher(box)
+        assert batcher.recover() == 3
+        batcher.flush_all()
+        samples = [s for m in box.peek(10) for s in wire.decode(m.payload).samples]
+        assert [s.beat_ns for s in samples] == [T0, T0 + 10**9, T0 + 2 * 10**9]  # type: ignore[union-attr]
+        assert [s.rr_break for s in samples] == [True, False, False]  # type: ignore[union-attr]

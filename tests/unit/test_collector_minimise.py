@@ -270,8 +270,13 @@ def test_erasure_purges_the_local_raw_store_too(tmp_path: Path) -> None:
         acknowledge=acks.append,
         raw_store=store,
     )
+    files = [tmp_path / "raw.sqlite3", tmp_path / "raw.sqlite3-wal"]
+    assert any(b"p-1" in f.read_bytes() for f in files if f.exists())
     handler.apply(Command("c-1", STUDY, GW, T0, (Withdrawal("p-1", True),)))
     assert acks[-1]["raw_purged"] == {"p-1": 6}  # 2 hr samples + 4 beats
+    for f in files:  # overwritten: neither the file nor its WAL holds the pseudonym
+        if f.exists():
+            assert b"p-1" not in f.read_bytes(), f
     assert store.stats().rows == {"hr": 2, "rr": 4, "activity": 0}
     assert store.beats("d-1", 0, 2**62) == ([], [])
     store.close()

@@ -390,3 +390,24 @@ def test_old_finished_deliveries_are_pruned_but_the_newest_state_stays(tmp_path:
     assert box.prune("s1", T0 + 10 * NS) == 1  # only the superseded firing
     left = {(d.rule, d.state) for d in box.deliveries("s1")}
     assert left == {("adherence-no-data", "resolved"), ("other", "firing"), ("late", "firing")}
+
+
+def test_erasure_deletes_the_participants_rows_and_leaves_no_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "notify.sqlite"
+    box = Outbox(path, clock=Clock())
+    epoch = box.acquire("s1", "w1", 30)
+    assert epoch is not None
+    rows = [("study-team", target_id("mailto://x"), False, T0)]
+    for i in range(30):
+        box.enqueue(event(p="p-secret9", ts=T0 + i * NS), rows, holder="w1", epoch=epoch)
+        box.enqueue(event(p="p-2", ts=T0 + i * NS), rows, holder="w1", epoch=epoch)
+    files = [path, tmp_path / "notify.sqlite-wal"]
+    assert any(b"p-secret9" in f.read_bytes() for f in files if f.exists())
+    assert box.erase_participant("s1", "p-secret9", dry_run=True) == 30
+    assert len(box.deliveries("s1")) == 60  # a dry run deletes nothing
+    assert box.erase_participant("s1", "p-secret9") == 30
+    assert {d.subject for d in box.deliveries("s1")} == {"p-2"}
+    for f in files:
+        if f.exists():
+            assert b"p-secret9" not in f.read_bytes(), f
+    box.close()

@@ -331,3 +331,47 @@ def test_unknown_status_input_is_refused() -> None:
     engine = RuleEngine(load_rules_text(RULE), study="s1", clock=Clock())
     with pytest.raises(ValueError, match="battery"):
         engine.on_status(Subject.of_participant("p-1"), {"battery_pct": 3})
+
+
+def test_an_erased_participant_is_forgotten_and_no_alert_fires_for_them(
+    h: Harness, tmp_path: Path
+) -> None:
+    """Erasure (tombstones): the runner forgets the participant; no no-data alert 6 h later."""
+    from processing import tombstones
+    from processing.rules.influx_source import StatusSnapshot
+    from processing.rules.runner import Runner
+
+    class Source:  # what InfluxDB would return: nothing new for anyone
+        def status(self, now_ns: int) -> StatusSnapshot:
+            return StatusSnapshot()
+
+        def daily(self, now_ns: int, rules: list[Any]) -> dict[str, Any]:
+            return {}
+
+    gone, kept = Subject.of_participant("p-gone"), Subject.of_participant("p-kept")
+    for p in (gone, kept):
+        h.engine.on_status(p, {"last_sample_ns": T0})
+        h.engine.on_status(Subject.of_device(p.participant, "d1"), {"battery_pct": 5.0})
+    erased = tombstones.Tombstones(tmp_path / "erased.txt", "s1")
+    runner = Runner(
+        engine=h.engine,
+        source=Source(),
+        interval_s=60,
+        stop=None,
+        erased=erased,  # type: ignore[arg-type]
+    )
+    runner.cycle()
+    assert "p-gone" in h.engine.known_participants()
+    tombstones.add(tmp_path / "erased.txt", "s1", "p-gone")
+    at(h, T0 + 7 * HOUR)
+    runner.cycle()
+    assert "p-gone" not in h.engine.known_participants()
+    assert all(s.participant != "p-gone" for s in h.engine.subjects())
+    for minutes in range(7 * 60, 12 * 60, 15):
+        h.engine.tick(T0 + minutes * MIN)
+    fired = {e.subject.participant for e in h.written if e.rule == "adherence-no-data"}
+    assert fired == {"p-kept"}
+    # Nor a day later.
+    before = len([e for e in h.written if e.subject.participant == "p-gone"])
+    h.engine.tick(T0 + 40 * HOUR)
+    assert len([e for e in h.written if e.subject.participant == "p-gone"]) == before

@@ -78,7 +78,13 @@ def test_erase_sets_a_durable_flag_stops_collection_and_purges_only_that_partici
     _fill(outbox, "p-2", 3)
     handler(_command(Withdrawal("p-1", True)))
     assert withdrawn == [frozenset({"p-1"})]
-    assert acks[-1] == {"id": "c-1", "withdrawn": ["p-1"], "purged": {"p-1": 5}}
+    assert acks[-1] == {
+        "id": "c-1",
+        "withdrawn": ["p-1"],
+        "purged": {"p-1": 5},
+        "journal_purged": {"p-1": 0},
+        "scrubbed": {"p-1": 1},
+    }
     stats = outbox.stats()
     assert (stats.depth, stats.purged, stats.acked) == (3, 5, 0)
     assert {m.topic for m in outbox.peek(10)} == {f"wellsense/v1/{STUDY}/p-2/hr"}
@@ -87,6 +93,28 @@ def test_erase_sets_a_durable_flag_stops_collection_and_purges_only_that_partici
     handler(_command(Withdrawal("p-1", True)))
     assert withdrawn == [frozenset({"p-1"})]
     assert acks[-1]["purged"] == {"p-1": 0}
+
+
+def test_erase_leaves_no_byte_of_the_participant_in_the_outbox_file_or_its_wal(
+    setup: Any, tmp_path: Path
+) -> None:
+    handler, outbox, _withdrawn, acks = setup
+    for _ in range(40):
+        outbox.append_next(
+            f"wellsense/v1/{STUDY}/p-secret1/hr", "d-a", lambda seq: b'{"p":"p-secret1"}' * 20
+        )
+        outbox.append_next(f"wellsense/v1/{STUDY}/p-2/hr", "d-b", lambda seq: b"y" * 300)
+    outbox.journal_add([("d-a", "hr", "p-secret1", f"wellsense/v1/{STUDY}/p-secret1/hr", "{}")])
+    files = [tmp_path / "outbox.sqlite3", tmp_path / "outbox.sqlite3-wal"]
+    assert any(b"p-secret1" in f.read_bytes() for f in files if f.exists())
+    handler(_command(Withdrawal("p-secret1", True)))
+    assert acks[-1]["purged"] == {"p-secret1": 40}
+    assert acks[-1]["journal_purged"] == {"p-secret1": 1}
+    assert acks[-1]["scrubbed"] == {"p-secret1": 1}
+    for f in files:
+        if f.exists():
+            assert b"p-secret1" not in f.read_bytes(), f
+    assert outbox.stats().depth == 40  # the other participant's messages stay
 
 
 def test_withdraw_without_erase_keeps_the_outbox_then_erase_purges(setup: Any) -> None:

@@ -87,8 +87,13 @@ def test_missed_beat_gives_no_interval_for_the_next_one() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"period_s": 0}, {"latency_ms": (10.0, 5.0)}, {"loss": 1.0}, {"max_rr": 0},
-     {"drift_ppm": float("nan")}],
+    [
+        {"period_s": 0},
+        {"latency_ms": (10.0, 5.0)},
+        {"loss": 1.0},
+        {"max_rr": 0},
+        {"drift_ppm": float("nan")},
+    ],
 )
 def test_bad_parameters_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):

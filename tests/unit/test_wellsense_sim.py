@@ -128,7 +128,7 @@ def test_wearable_config_validates() -> None:
 
 def test_toml_and_command_line_wearables(tmp_path: Path) -> None:
     path = tmp_path / "sim.toml"
-    path.write_text('''
+    path.write_text("""
 [emulator]
 time_scale = 720
 [[wearable]]
@@ -137,7 +137,7 @@ name = "Polar H10 P01"
 rsc = false
 [wearable.profile]
 rest_hr_day_bpm = 74
-''')
+""")
     options, wearables = load_toml(path)
     assert options == {"time_scale": 720}
     assert wearables[0].address == "C0:FF:EE:00:01:01" and not wearables[0].rsc
