@@ -137,6 +137,8 @@ def test_several_sensors_stream_hr_rr_and_rsc(bluez_bus: str) -> None:  # noqa: 
     async def scenario() -> None:
         async with emulator(bluez_bus, *straps(), time_scale=30.0) as emu:
             emu.set_battery(B, 42)
+            for address in (A, B, C):  # not in a modelled non-wear period, whatever the hour
+                emu.set_worn(address, True)
             manager = DeviceManager([SensorSpec("a", address=A), SensorSpec("b", address=B),
                                      SensorSpec("c", address=C)], options=FAST)
             async with manager:
