@@ -22,7 +22,9 @@ Heart Rate Measurements follow each strap's own cadence
 independent of the beats, with BLE latency and lost notifications) at any
 time compression: a notification is delivered when the sim clock reaches its
 arrival time, so at ``time_scale`` 720 a strap sends 720 notifications per
-real second. Only the Running Speed and Cadence and battery updates are
+real second (if D-Bus cannot take them that fast, deliveries wait for
+its backlog to drain and are counted late). Only the Running Speed and
+Cadence and battery updates are
 stepped: at most ``max_notify_hz`` per device, each covering a longer span
 of simulated time when time is compressed (they carry states, not events).
 
@@ -96,6 +98,7 @@ class DeviceStats:
     hr_undelivered: int = 0  # in flight when the connection ended
     late_deliveries: int = 0  # delivered more than LATE_MS (sim) after their arrival time
     max_delivery_lag_ms: float = 0.0  # sim time, delivery after arrival time
+    backpressure_waits: int = 0  # deliveries put off because D-Bus had a backlog
     rsc_notifications: int = 0
     last_disconnect_reason: str = ""
 
@@ -339,6 +342,9 @@ class DeviceState:
                     self._inflight.append(n)
         hr = self.chars["2a37"]
         while self._inflight and self._inflight[0].note.received_ns <= now_ns:
+            if self.emulator.bus_backlogged():
+                self.stats.backpressure_waits += 1
+                return  # D-Bus is not keeping up: deliver late rather than break the bus
             n = self._inflight.popleft()
             hr.notify(n.payload)
             self.stats.hr_notifications += 1
@@ -496,6 +502,21 @@ class Emulator:
         """Real seconds between two RSC updates of one device."""
         return self.body_span_s / self.clock.time_scale
 
+    def bus_backlogged(self) -> bool:
+        """Whether our D-Bus connection still has output waiting for the socket.
+
+        dbus-fast (as python-dbus-next, issue 153 there) drops the whole
+        connection when a write meets a full socket buffer (EAGAIN), which
+        happens when the receivers (dbus-daemon, bleak) fall behind a strap
+        notifying hundreds of times per real second. Heart rate deliveries
+        wait while a backlog exists, so the emulator slows down (late
+        deliveries, counted) instead of losing the bus.
+        """
+        writer = getattr(self.bus, "_writer", None)
+        if writer is None:
+            return False
+        return getattr(writer, "buf", None) is not None or bool(getattr(writer, "messages", ()))
+
     def open_truth_log(self) -> None:
         """Start appending to the truth log (done by :meth:`start`)."""
         if self.truth_log is not None and self._truth is None:
@@ -627,6 +648,8 @@ class Emulator:
             events = [t for d in self.devices.values() if (t := d.next_event_ns()) is not None]
             if events:
                 wait_s = min(wait_s, (min(events) - self.clock.now_ns()) / 1e9 / scale)
+            if self.bus_backlogged():
+                wait_s = max(wait_s, 0.001)  # let the writer drain; do not spin
             await asyncio.sleep(max(0.0, min(wait_s, 0.1)))
 
     async def _advertiser(self) -> None:
