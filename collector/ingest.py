@@ -1,8 +1,10 @@
 """Turn the device manager's raw records and events into wire samples.
 
 Runs on the consumer side of the BLE queue (never in a bleak callback):
-parses GATT payloads, derives contact lost/restored events from the sensor's
-own contact bit, keeps per-sensor health, and hands samples to the batcher.
+parses GATT payloads, places the beats of each sensor's RR intervals with one
+:class:`~collector.beats.BeatClock` per connection (a new session resets it),
+derives contact lost/restored events from the sensor's own contact bit, keeps
+per-sensor health, and hands samples to the batcher.
 A payload that does not parse is counted and logged, never fatal.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from collector import ble_events as ev
 from collector import gatt, wire
 from collector.batcher import Batcher, Route
+from collector.beats import BeatClock
 from collector.gatt_uuids import Characteristic
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,8 @@ class SensorState:
     parse_errors: int = 0
     last_rsc_ns: int | None = None
     step_carry: float = 0.0  # fraction of a step not yet reported
+    beat_clock: BeatClock = field(default_factory=BeatClock)
+    beat_session: int | None = None  # the connection the beat clock's timeline belongs to
 
 
 @dataclass
@@ -66,6 +71,10 @@ class Ingest:
             if item.char_uuid == _HRM:
                 hrm = gatt.parse_heart_rate_measurement(item.data)
                 self._contact(hrm.contact, item.received_ns, route, state)
+                if state.beat_session != item.session:
+                    state.beat_clock.reset()
+                    state.beat_session = item.session
+                beats = state.beat_clock.add(item.received_ns, hrm.rr_ms)
                 self.batcher.add(
                     route,
                     "hr",
@@ -75,6 +84,8 @@ class Ingest:
                         contact=hrm.contact,
                         energy_kj=hrm.energy_kj,
                         rr_ms=hrm.rr_ms,
+                        beat_ns=beats[-1] if beats else None,
+                        rr_break=state.beat_clock.last_break if beats else None,
                     ),
                 )
             elif item.char_uuid == _RSC:
@@ -157,6 +168,7 @@ class Ingest:
             state.connected = False
             state.contact = None
             state.last_rsc_ns = None  # no steps are claimed across a gap
+            state.beat_session = None  # the next notification starts a new timeline
             self._status(route, ts, "disconnected", detail=item.reason)
         elif isinstance(item, ev.Gap):
             log.info(

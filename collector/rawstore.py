@@ -8,7 +8,7 @@ to compute its features, and :meth:`RawStore.purge_expired` deletes what is
 older than ``keep_raw_days``.
 
 One row per sample, one per RR beat (its time back-computed with
-:func:`collector.wire.rr_beat_times_ns`, exactly as processing stores ``rr``
+:func:`collector.wire.hr_beat_times_ns`, exactly as processing stores ``rr``
 points), so a window is a range query. Like the outbox, a batch is committed
 in one transaction with ``synchronous=FULL``: a power cut loses at most the
 open batch. The outbox's process lock on the same ``data_dir`` already keeps a
@@ -147,7 +147,7 @@ class RawStore:
             if isinstance(s, wire.HrSample):
                 contact = None if s.contact is None else int(s.contact)
                 hr.append((device, participant, s.ts_ns, s.hr_bpm, contact, s.energy_kj))
-                times = wire.rr_beat_times_ns(s.ts_ns, s.rr_ms)
+                times = wire.hr_beat_times_ns(s)
                 rr += [(device, participant, t, v) for t, v in zip(times, s.rr_ms, strict=True)]
             elif isinstance(s, wire.ActivitySample):
                 activity.append(

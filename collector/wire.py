@@ -1,4 +1,4 @@
-"""Wire contract v1 between the gateway collector and processing.
+"""Wire contract v1 (minor versions v1 and v1.1) between the gateway collector and processing.
 
 This module is the single definition of what travels over MQTT. It uses the
 standard library only, so the gateway needs nothing else to speak it, and
@@ -26,7 +26,8 @@ Topics
 Message (UTF-8 JSON object, at most ``MAX_MESSAGE_BYTES``)
 ------------------------------------------------------------
 ===============  =========================================================
-``schema``       ``"wellsense.v1"``
+``schema``       ``"wellsense.v1"`` or ``"wellsense.v1.1"`` (adds ``beat_ns`` and
+                 ``rr_break`` to ``hr`` samples; everything else is the same)
 ``stream``       must equal the topic's stream
 ``study``        study id (must equal the topic's)
 ``participant``  participant pseudonym (must equal the topic's)
@@ -43,7 +44,11 @@ Sample kinds (timestamps ``ts_ns`` are ns since the Unix epoch, UTC):
 
 * ``hr``: ``{"ts_ns", "hr_bpm": int 0..300, "contact": bool|null,
   "energy_kj": int|null, "rr_ms": [float 1..65535, ...]}``. ``ts_ns`` is the
-  time the notification was received; the last RR interval ends there.
+  time the notification was received. In v1 the last RR interval ends there.
+  In v1.1 a sample with RR values may carry ``"beat_ns"`` (int: the time the
+  gateway's beat clock, :mod:`collector.beats`, placed the beat ending the last
+  RR value) and ``"rr_break"`` (bool: the first RR value does not follow the
+  previous beat), both or neither; :func:`hr_beat_times_ns` places the beats.
 * ``activity``: ``{"ts_ns", "cadence_spm": float|null, "speed_mps": float|null,
   "steps": int|null, "counts": int|null}``: ``steps`` and ``counts`` cover the
   interval since the previous activity sample of the same device.
@@ -76,6 +81,17 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeAlias
 
 SCHEMA: Final = "wellsense.v1"
+#: Minor version 1.1: ``hr`` samples may carry ``beat_ns`` and ``rr_break``.
+SCHEMA_V1_1: Final = "wellsense.v1.1"
+SCHEMAS: Final = frozenset({SCHEMA, SCHEMA_V1_1})
+#: Processing's successive-beat tolerance (``processing.features.rr_clean.GAP_TOLERANCE_MS``;
+#: a unit test keeps them equal): the beat clock's slide and break bounds derive from it.
+RR_GAP_TOLERANCE_MS: Final = 10.0
+#: ``beat_ns`` may follow its sample's ``ts_ns`` by at most this (the beat clock
+#: places a beat after its notification only to keep beat times increasing) ...
+MAX_BEAT_LEAD_NS: Final = 2_000_000_000
+#: ... and precede it by at most this (it re-anchors a running sum lagging more).
+MAX_BEAT_LAG_NS: Final = 600_000_000_000
 TOPIC_ROOT: Final = "wellsense/v1"
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 MAX_SAMPLES: Final = 10_000
@@ -195,11 +211,27 @@ class ClockQuality:
 
 @dataclass(frozen=True, slots=True)
 class HrSample:
+    """One Heart Rate Measurement as received.
+
+    ``beat_ns``/``rr_break`` (v1.1, both or neither, only with RR values): where
+    the gateway's beat clock put the beat ending the last RR value, and whether
+    the first RR value starts a new timeline. ``None``: v1 placement (the last
+    RR ends at ``ts_ns``).
+    """
+
     ts_ns: int
     hr_bpm: int
     contact: bool | None
     energy_kj: int | None
     rr_ms: tuple[float, ...]
+    beat_ns: int | None = None
+    rr_break: bool | None = None
+
+    def __post_init__(self) -> None:
+        if (self.beat_ns is None) != (self.rr_break is None):
+            raise ValueError("beat_ns and rr_break come together")
+        if self.beat_ns is not None and not self.rr_ms:
+            raise ValueError("beat_ns and rr_break need RR values")
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +432,18 @@ def rr_beat_times_ns(ts_ns: int, rr_ms: Iterable[float]) -> list[int]:
     return times
 
 
+def hr_beat_times_ns(sample: HrSample) -> list[int]:
+    """Time of the beat ending each RR value of ``sample``, as the gateway placed it.
+
+    The one placement every consumer uses (processing's ``rr`` points, the
+    gateway's raw store in data minimisation mode, the offline CLI), so all
+    agree to the nanosecond. v1.1 samples back-compute from ``beat_ns``
+    (giving the beat clock's own integers); v1 samples from ``ts_ns``.
+    """
+    anchor = sample.ts_ns if sample.beat_ns is None else sample.beat_ns
+    return rr_beat_times_ns(anchor, sample.rr_ms)
+
+
 # --------------------------------------------------------------------------- decoding
 
 
@@ -473,6 +517,7 @@ def _ts(value: Any, path: str) -> int:
 
 
 _HR_KEYS: Final = frozenset({"ts_ns", "hr_bpm", "contact", "energy_kj", "rr_ms"})
+_HR_KEYS_V1_1: Final = _HR_KEYS | {"beat_ns", "rr_break"}
 _ACTIVITY_KEYS: Final = frozenset({"ts_ns", "cadence_spm", "speed_mps", "steps", "counts"})
 _STATUS_KEYS: Final = frozenset({"ts_ns", "event", "battery_pct", "rssi_dbm", "detail"})
 _HEALTH_KEYS: Final = frozenset(
@@ -510,21 +555,50 @@ _MESSAGE_KEYS: Final = frozenset(
 _CLOCK_KEYS: Final = frozenset({"synced", "source", "max_error_ms"})
 
 
-def _hr_sample(raw: Mapping[str, Any], p: str) -> HrSample:
-    _reject_unknown(raw, _HR_KEYS, p)
+def _hr_sample(raw: Mapping[str, Any], p: str, *, minor: bool = False) -> HrSample:
+    _reject_unknown(raw, _HR_KEYS_V1_1 if minor else _HR_KEYS, p)
     contact = _field(raw, "contact", p)
     rr_raw = _field(raw, "rr_ms", p)
     if not isinstance(rr_raw, list):
         raise FieldTypeError(f"{p}rr_ms", f"expected a list, got {_kind(rr_raw)}")
     if len(rr_raw) > MAX_RR_PER_SAMPLE:
         raise FieldValueError(f"{p}rr_ms", f"more than {MAX_RR_PER_SAMPLE} intervals")
+    ts_ns = _ts(_field(raw, "ts_ns", p), f"{p}ts_ns")
+    rr_ms = tuple(_float(v, f"{p}rr_ms[{i}]", 1.0, 65535.0) for i, v in enumerate(rr_raw))
+    beat_ns, rr_break = _beat_fields(raw, p, ts_ns, rr_ms)
     return HrSample(
-        ts_ns=_ts(_field(raw, "ts_ns", p), f"{p}ts_ns"),
+        ts_ns=ts_ns,
         hr_bpm=_int(_field(raw, "hr_bpm", p), f"{p}hr_bpm", 0, 300),
         contact=None if contact is None else _bool(contact, f"{p}contact"),
         energy_kj=_opt_int(_field(raw, "energy_kj", p), f"{p}energy_kj", 0, 65535),
-        rr_ms=tuple(_float(v, f"{p}rr_ms[{i}]", 1.0, 65535.0) for i, v in enumerate(rr_raw)),
+        rr_ms=rr_ms,
+        beat_ns=beat_ns,
+        rr_break=rr_break,
     )
+
+
+def _beat_fields(
+    raw: Mapping[str, Any], p: str, ts_ns: int, rr_ms: tuple[float, ...]
+) -> tuple[int | None, bool | None]:
+    """v1.1 ``beat_ns``/``rr_break``: both or neither, only with RR values, near ``ts_ns``."""
+    beat_raw, break_raw = raw.get("beat_ns"), raw.get("rr_break")
+    if beat_raw is None and break_raw is None:
+        return None, None
+    name = "beat_ns" if beat_raw is not None else "rr_break"
+    if not rr_ms:
+        raise FieldValueError(f"{p}{name}", "is only allowed on a sample with RR values")
+    if beat_raw is None:
+        raise MissingFieldError(f"{p}beat_ns", "is required with rr_break")
+    if break_raw is None:
+        raise MissingFieldError(f"{p}rr_break", "is required with beat_ns")
+    beat_ns = _ts(beat_raw, f"{p}beat_ns")
+    if not ts_ns - MAX_BEAT_LAG_NS <= beat_ns <= ts_ns + MAX_BEAT_LEAD_NS:
+        raise FieldValueError(
+            f"{p}beat_ns",
+            f"{(beat_ns - ts_ns) / 1e9:.3f} s from ts_ns; allowed "
+            f"-{MAX_BEAT_LAG_NS // 10**9}..+{MAX_BEAT_LEAD_NS // 10**9} s",
+        )
+    return beat_ns, _bool(break_raw, f"{p}rr_break")
 
 
 def _activity_sample(raw: Mapping[str, Any], p: str) -> ActivitySample:
@@ -644,6 +718,10 @@ def _selfreport_items(value: Any, path: str) -> dict[str, float]:
     return items
 
 
+def _hr_sample_v1_1(raw: Mapping[str, Any], p: str) -> HrSample:
+    return _hr_sample(raw, p, minor=True)
+
+
 _SAMPLE_DECODERS: dict[str, Callable[[Mapping[str, Any], str], Sample]] = {
     "hr": _hr_sample,
     "activity": _activity_sample,
@@ -674,8 +752,10 @@ def decode(payload: bytes, topic: str | None = None) -> Message:
         raise MalformedJsonError("", f"not valid UTF-8 JSON: {exc}"[:200]) from None
     obj = _object(raw, "")
     schema = _field(obj, "schema", "")
-    if schema != SCHEMA:
-        raise UnknownSchemaError("schema", f"{str(schema)[:40]!r} is not {SCHEMA!r}")
+    if schema not in SCHEMAS:
+        raise UnknownSchemaError(
+            "schema", f"{str(schema)[:40]!r} is not {SCHEMA!r} or {SCHEMA_V1_1!r}"
+        )
     _reject_unknown(obj, _MESSAGE_KEYS, "")
     stream = _str(_field(obj, "stream", ""), "stream", 20)
     decoder = _SAMPLE_DECODERS.get(stream)
@@ -708,6 +788,8 @@ def decode(payload: bytes, topic: str | None = None) -> Message:
         raise FieldValueError("samples", "must not be empty")
     if len(samples_raw) > MAX_SAMPLES:
         raise FieldValueError("samples", f"more than {MAX_SAMPLES} samples")
+    if stream == "hr" and schema == SCHEMA_V1_1:
+        decoder = _hr_sample_v1_1
     samples = tuple(
         decoder(_object(s, f"samples[{i}]"), f"samples[{i}].") for i, s in enumerate(samples_raw)
     )
@@ -738,6 +820,9 @@ def _jsonable(sample: Sample) -> dict[str, Any]:
     data = asdict(sample)
     if isinstance(sample, HrSample):
         data["rr_ms"] = list(sample.rr_ms)
+        for key in ("beat_ns", "rr_break"):  # v1.1 only; v1 messages stay byte-identical
+            if data[key] is None:
+                del data[key]
     elif isinstance(sample, FeaturesSample):
         data["quality"] = list(sample.quality)
     elif isinstance(sample, SelfReportSample):
@@ -746,9 +831,13 @@ def _jsonable(sample: Sample) -> dict[str, Any]:
 
 
 def encode(message: Message) -> bytes:
-    """Serialise a message; the result always decodes back to an equal message."""
+    """Serialise a message; the result always decodes back to an equal message.
+
+    The schema is v1.1 if a sample carries a v1.1 field, else v1.
+    """
+    minor = any(isinstance(s, HrSample) and s.beat_ns is not None for s in message.samples)
     body: dict[str, Any] = {
-        "schema": SCHEMA,
+        "schema": SCHEMA_V1_1 if minor else SCHEMA,
         "stream": message.stream,
         "study": message.study,
         "participant": message.participant,

@@ -131,7 +131,9 @@ def line(
 
 
 #: Beat times of an ``hr`` sample's RR intervals; one definition, shared with the
-#: gateway's data minimisation mode (see :func:`collector.wire.rr_beat_times_ns`).
+#: gateway's data minimisation mode and the offline CLI (see
+#: :func:`collector.wire.hr_beat_times_ns`: ``beat_ns`` of v1.1 samples, else ``ts_ns``).
+hr_beat_times_ns = wire.hr_beat_times_ns
 rr_beat_times_ns = wire.rr_beat_times_ns
 
 
@@ -187,7 +189,7 @@ def _message_lines(m: wire.Message) -> Iterator[str]:
                 fields += f",energy_kj={s.energy_kj}i"
             yield f"hr,{tags} {fields},seq={seq}i {s.ts_ns}"
             if s.rr_ms:
-                for t, rr in zip(rr_beat_times_ns(s.ts_ns, s.rr_ms), s.rr_ms, strict=True):
+                for t, rr in zip(hr_beat_times_ns(s), s.rr_ms, strict=True):
                     yield f"rr,{tags} rr_ms={rr!r},seq={seq}i {t}"
     elif m.stream == "activity":
         for s in m.samples:

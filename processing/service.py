@@ -436,7 +436,7 @@ class Service:
                     for s in message.samples:
                         assert isinstance(s, wire.HrSample)
                         if s.rr_ms:
-                            beats.extend(schema.rr_beat_times_ns(s.ts_ns, s.rr_ms))
+                            beats.extend(schema.hr_beat_times_ns(s))
                 self.dirty.mark(message.participant, beats, (s.ts_ns for s in message.samples))
 
     def _on_retry(self, status: int, delay_s: float, message: str) -> None:

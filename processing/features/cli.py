@@ -11,10 +11,14 @@ import io
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from collector import wire
+from collector.beats import BeatClock
 
 from .hrv import DEFAULT_WINDOW_S, HRV_KEYS, hrv_windows
 from .io import InputError, read_activity, read_rr
@@ -43,9 +47,11 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     h = sub.add_parser(
         "hrv",
         help="HRV per window from RR intervals",
-        description="HRV per window. FILE: RR intervals, one per line, or a CSV with "
-        "'time,rr_ms' columns (time in seconds of the beat ending each interval). "
-        "Plain or gzip.",
+        description="HRV per window. FILE: RR intervals, one per line; a CSV with "
+        "'time,rr_ms' columns (time in seconds of the beat ending each interval); or a "
+        "notification CSV with 'received_ns,rr_ms' columns (one row per Heart Rate "
+        "Measurement: arrival in ns since the epoch, its RR values separated by spaces), "
+        "whose beats are placed with the gateway's beat clock. Plain or gzip.",
     )
     h.add_argument("file", type=Path, metavar="FILE")
     h.add_argument(
@@ -110,6 +116,37 @@ def _csv_table(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def notification_beats(
+    notifications: Sequence[tuple[int, Sequence[float]]],
+) -> tuple[list[int], list[float]]:
+    """(beat times in ns, RR in ms) of notifications of one connection, in order.
+
+    The gateway's path exactly: one :class:`~collector.beats.BeatClock`, its
+    ``beat_ns``/``rr_break`` put on an ``hr`` sample, and the beats placed from
+    the sample with :func:`collector.wire.hr_beat_times_ns`, the function
+    processing stores ``rr`` points with.
+    """
+    clock = BeatClock()
+    beat_ns: list[int] = []
+    rr_ms: list[float] = []
+    for received_ns, rr in notifications:
+        times = clock.add(received_ns, rr)
+        if not times:
+            continue
+        sample = wire.HrSample(
+            ts_ns=received_ns,
+            hr_bpm=0,
+            contact=None,
+            energy_kj=None,
+            rr_ms=tuple(rr),
+            beat_ns=times[-1],
+            rr_break=clock.last_break,
+        )
+        beat_ns += wire.hr_beat_times_ns(sample)
+        rr_ms += sample.rr_ms
+    return beat_ns, rr_ms
+
+
 def _run_hrv(args: argparse.Namespace) -> str:
     if not args.window > 0:
         raise _UsageError(f"--window must be > 0 s, got {args.window}")
@@ -126,11 +163,27 @@ def _run_hrv(args: argparse.Namespace) -> str:
         print(
             f"note: skipped {rec.skipped_lines} non-numeric line(s) in {args.file}", file=sys.stderr
         )
-    t = rec.t_s if rec.t_s is not None else np.nancumsum(rec.rr_ms) / 1000.0
-    origin = None if rec.t_s is not None else 0.0
-    win = hrv_windows(t, rec.rr_ms, window_s=args.window, origin_s=origin)
+    rr_ms = rec.rr_ms
+    shift_s = 0.0
+    if rec.notifications is not None:
+        beat_ns, rr = notification_beats(rec.notifications)
+        if not beat_ns:
+            raise InputError(f"{args.file}: no RR values found")
+        # Epoch-aligned windows; times relative to the first window start, as the
+        # service does (float64 epoch seconds would lose microseconds).
+        window_ns = round(args.window * 1e9)
+        origin_ns = beat_ns[0] - beat_ns[0] % window_ns
+        t = (np.asarray(beat_ns, dtype=np.int64) - origin_ns).astype(np.float64) / 1e9
+        rr_ms, shift_s = np.asarray(rr), origin_ns / 1e9
+        origin: float | None = 0.0
+    else:
+        t = rec.t_s if rec.t_s is not None else np.nancumsum(rec.rr_ms) / 1000.0
+        origin = None if rec.t_s is not None else 0.0
+    win = hrv_windows(t, rr_ms, window_s=args.window, origin_s=origin)
     rows = []
     for row in win.rows():
+        row["start_s"] += shift_s
+        row["end_s"] += shift_s
         ordered = {k: row[k] for k in ("start_s", "end_s", "n_beats", "kept_fraction", "coverage")}
         ordered.update({k: row[k] for k in HRV_KEYS})
         ordered["quality"] = row["quality"]

@@ -27,6 +27,8 @@ class RRFile:
     rr_ms: FloatArray
     t_s: FloatArray | None  # beat times when the file had a time column
     skipped_lines: int  # non-numeric lines ignored (e.g. a stray '@')
+    #: (received_ns, RR values) per notification, for a ``received_ns,rr_ms`` file
+    notifications: tuple[tuple[int, tuple[float, ...]], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +62,18 @@ def _number(text: str) -> float | None:
 
 
 def read_rr(path: Path, *, unit: str = "ms", skip_first: bool = False) -> RRFile:
-    """Read RR intervals: one number per line, or a CSV with ``time,rr_ms`` columns.
+    """Read RR intervals: one number per line, a CSV with ``time,rr_ms`` columns,
+    or a notification CSV with ``received_ns,rr_ms`` columns.
 
     ``unit`` is ``"ms"`` or ``"s"`` (values are converted to ms);
     ``skip_first`` drops the first numeric line (PhysioNet nsr2db/chf2db
     exports put the offset of the first beat there). A CSV's ``time`` column
-    is seconds (any epoch) of the beat that ends each interval.
+    is seconds (any epoch) of the beat that ends each interval. A notification
+    CSV has one row per Heart Rate Measurement as a gateway received it:
+    ``received_ns`` (integer ns since the Unix epoch) and ``rr_ms`` (its RR
+    values in ms separated by spaces, empty for none); ``rr_ms`` of the result
+    is every value in order and ``notifications`` the rows (the caller places
+    the beats with the gateway's beat clock).
     """
     if unit not in ("ms", "s"):
         raise InputError(f"unknown unit {unit!r}: use 'ms' or 's'")
@@ -73,6 +81,8 @@ def read_rr(path: Path, *, unit: str = "ms", skip_first: bool = False) -> RRFile
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if lines and "," in lines[0] and _number(lines[0].split(",")[0]) is None:
+        if "received_ns" in [h.strip().lower() for h in lines[0].split(",")]:
+            return _read_notifications(path, lines, unit)
         return _read_rr_csv(path, lines, unit)
     values: list[float] = []
     skipped = 0
@@ -114,6 +124,27 @@ def _read_rr_csv(path: Path, lines: list[str], unit: str) -> RRFile:
         ts.append(t)
     t_arr = np.asarray(ts, dtype=np.float64) if i_t is not None else None
     return RRFile(rr_ms=np.asarray(rr, dtype=np.float64), t_s=t_arr, skipped_lines=skipped)
+
+
+def _read_notifications(path: Path, lines: list[str], unit: str) -> RRFile:
+    header = [h.strip().lower() for h in lines[0].split(",")]
+    if header != ["received_ns", "rr_ms"]:
+        raise InputError(f"{path}: a notification CSV has the columns 'received_ns,rr_ms'")
+    scale = 1000.0 if unit == "s" else 1.0
+    rows: list[tuple[int, tuple[float, ...]]] = []
+    for n, line in enumerate(lines[1:], start=2):
+        received, _, values = line.partition(",")
+        try:
+            received_ns = int(received.strip())
+            rr = tuple(float(v) * scale for v in values.split())
+        except ValueError:
+            raise InputError(
+                f"{path}:{n}: expected 'received_ns,rr_ms' (an integer, then numbers "
+                "separated by spaces)"
+            ) from None
+        rows.append((received_ns, rr))
+    rr_all = np.asarray([v for _, rr in rows for v in rr], dtype=np.float64)
+    return RRFile(rr_ms=rr_all, t_s=None, skipped_lines=0, notifications=tuple(rows))
 
 
 def read_activity(path: Path) -> ActivityFile:

@@ -38,11 +38,11 @@ def test_golden_messages_become_exact_points(pipeline: Pipeline) -> None:
     publish_messages(pipeline.broker, list(golden.values()))
     state = json.dumps({"state": "online", "ts_ns": 1_764_115_100_000_000_000}).encode()
     publish_all(pipeline.broker, [(f"wellsense/v1/{pipeline.study}/_gateways/gw-01/state", state)])
-    wait_until(lambda: service.metrics.messages_written == 7, 20, "seven messages written")
+    wait_until(lambda: service.metrics.messages_written == 8, 20, "eight messages written")
 
     s = pipeline.study
     tags = (("device", "d-1a2b3c"), ("participant", "p-7f3a9c"), ("study", s))
-    hr = [r for r in pipeline.dump() if r[0] in ("hr", "rr")]
+    hr = [r for r in pipeline.dump() if r[0] in ("hr", "rr") and r[1] == tags]
     assert hr == sorted(
         [
             ("hr", tags, "2025-11-25T23:59:58+00:00", "hr_bpm", 62),
@@ -67,6 +67,15 @@ def test_golden_messages_become_exact_points(pipeline: Pipeline) -> None:
     # Nanoseconds survive: the first beat is exactly 984.375 ms before the second.
     rows = pipeline.flux('|> filter(fn: (r) => r._measurement == "rr" and r._field == "rr_ms")')
     assert sorted(r["_time"].timestamp() for r in rows)[0] == pytest.approx(1764115197.015625)
+
+    # v1.1 (hr-v1.1.json): beats where the gateway's beat clock put them (beat_ns), not at ts_ns.
+    tags_v11 = (("device", "d-4d5e6f"), ("participant", "p-7f3a9c"), ("study", s))
+    rr_v11 = [(r[2][:23], r[4]) for r in pipeline.dump() if r[:2] == ("rr", tags_v11)]
+    assert [v for v in rr_v11 if isinstance(v[1], float)] == [
+        ("2025-11-26T00:01:36.627", 968.75),
+        ("2025-11-26T00:01:37.612", 984.375),
+        ("2025-11-26T00:01:38.563", 951.171875),
+    ]
 
     others = {(r[0], r[2], r[3]): r[4] for r in pipeline.dump() if r[0] not in ("hr", "rr")}
     assert others[("activity", "2025-11-26T00:00:00+00:00", "steps")] == 104

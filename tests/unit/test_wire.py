@@ -16,7 +16,7 @@ INVALID = invalid_cases()
 @pytest.mark.parametrize("name", sorted(VALID))
 def test_golden_message_decodes_and_round_trips(name: str) -> None:
     message = wire.decode(VALID[name])
-    assert message.stream == name
+    assert message.stream == name.partition("-")[0]  # hr-v1.1 is an hr message
     assert wire.decode(wire.encode(message), topic=message.topic) == message
 
 
