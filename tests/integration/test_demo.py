@@ -31,7 +31,7 @@ def test_demo_runs_a_compressed_day_and_reports_per_participant() -> None:
                 "--participants",
                 "2",
                 "--seconds",
-                "40",
+                "80",  # x1080: 2 straps x 1080 notifications/s, what the chain sustains
                 "--dir",
                 str(work / "demo"),
                 "--services-dir",

@@ -33,7 +33,7 @@ The offline comparison uses the beats as the gateway placed them, so it is
 exact: there are no ambiguous window memberships to exclude.
 
 CI runs ``LIVE_TRUTH_MINUTES`` (10) simulated minutes per recording at
-``LIVE_TRUTH_SCALE`` (x20). A longer run: ``WELLSENSE_LIVE_TRUTH_MINUTES=120
+``LIVE_TRUTH_SCALE`` (x10). A longer run: ``WELLSENSE_LIVE_TRUTH_MINUTES=120
 WELLSENSE_LIVE_TRUTH_SCALE=10 pytest tests/integration/test_live_truth.py``;
 its result is in the README.
 """
@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from collector.beats import BeatClock
 
 from collector import wire
+from collector.beats import BeatClock
 from processing.features.hrv import HRV_KEYS, hrv_window_at
 from tests.conftest import scratch_dir
 from tests.integration.harness import (
@@ -72,7 +72,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 NS = 1_000_000_000
 MINUTES = float(os.environ.get("WELLSENSE_LIVE_TRUTH_MINUTES", "10"))
-SCALE = float(os.environ.get("WELLSENSE_LIVE_TRUTH_SCALE", "20"))
+SCALE = float(os.environ.get("WELLSENSE_LIVE_TRUTH_SCALE", "10"))
 WINDOW_S = 300
 EPOCH_NS = 1_764_115_200 * NS  # 2025-11-26T00:00:00Z
 #: (recording, offset into it in s): the offsets start inside well-annotated stretches
@@ -87,9 +87,16 @@ FREQ_REL_TOL = 1e-6
 GAP_TOLERANCE_NS = round(wire.RR_GAP_TOLERANCE_MS * 1_000_000)
 #: Done-when bound: placement error up to a constant offset
 PLACEMENT_BOUND_NS = 1_500_000_000
-#: At most this fraction of truly consecutive pairs may be broken by the gateway
-#: (transport delay x time compression taken for latency), so a placement bug shows.
-MAX_SPURIOUS_BREAK_FRACTION = 0.05
+#: Truly consecutive pairs the beat clock may break when it sees the true arrival
+#: times. Measured here: 1.5-4.5 % per 10 min, mostly while a new timeline (after a
+#: start or a lost notification) converges from its earliest possible anchor through
+#: "lower" moves of more than the 9 ms slide, each a break (collector/beats.py).
+MAX_IDEAL_SPURIOUS_FRACTION = 0.08
+#: ... and when it sees them through the compressed chain: the transport delay from
+#: emulator to gateway (~1 ms real, tens of ms on a loaded machine) is multiplied by
+#: the time compression and taken for BLE latency. A loose bound that still catches a
+#: beat clock that breaks everywhere; the count is printed and in the README.
+MAX_SPURIOUS_BREAK_FRACTION = 0.15
 DISCONNECTED = "C0:FF:EE:00:00:02"
 
 
@@ -109,6 +116,8 @@ class Sent:
     lost_rr: int = 0
     #: true times of beats lost on the air (to find windows that lost beats)
     lost_true_ns: list[int] = field(default_factory=list)
+    #: per delivered notification: (connection, true arrival time, RR values)
+    notes: list[tuple[int, int, tuple[float, ...]]] = field(default_factory=list)
 
 
 def read_truth(path: Path) -> dict[str, Sent]:
@@ -130,6 +139,7 @@ def read_truth(path: Path) -> dict[str, Sent]:
             if connection is not None and r["connection"] != connection and sent.rr_ms:
                 sent.broken_after.add(len(sent.rr_ms) - 1)
             connection = r["connection"]
+            sent.notes.append((r["connection"], r["received_ns"], tuple(r["rr_ms"])))
             sent.rr_ms += r["rr_ms"]
             sent.true_ns += r["beat_ns"]
         out[address] = sent
@@ -148,11 +158,10 @@ def gateway_view(sub: Subscriber) -> dict[str, Seen]:
     """Per participant, the hr samples (one per notification) and connection events."""
     out: dict[str, Seen] = {}
     with sub.lock:
-        messages = {(m.participant, m.device, m.seq): m for m in sub.messages}
+        messages = {(m.participant, m.device, m.seq): m for m in sub.messages
+                    if m.participant is not None}
     for (participant, _, _), m in sorted(messages.items(), key=lambda kv: kv[0]):
-        if participant is None:
-            continue
-        seen = out.setdefault(participant, Seen())
+        seen = out.setdefault(str(participant), Seen())
         for s in m.samples:
             if isinstance(s, wire.HrSample):
                 seen.arrivals.append((s.ts_ns, s.rr_ms))
@@ -162,6 +171,40 @@ def gateway_view(sub: Subscriber) -> dict[str, Seen]:
         seen.arrivals.sort(key=lambda a: a[0])
         seen.connected_ns.sort()
     return out
+
+
+def place_ideal(sent: Sent) -> list[int]:
+    """Beat times a gateway seeing the true arrival times would store (no transport delay)."""
+    clock = BeatClock()
+    times: list[int] = []
+    connection = None
+    for conn, received_ns, rr_ms in sent.notes:
+        if conn != connection:
+            clock.reset()
+            connection = conn
+        times += clock.add(received_ns, rr_ms)
+    return times
+
+
+def spurious_breaks(t_ns: list[int], rr_ms: list[float], sent: Sent) -> tuple[int, int, int]:
+    """(breaks where beats are not consecutive, consecutive pairs, consecutive pairs broken).
+
+    Asserts that no pair of beats that is not truly consecutive (a lost
+    notification or a reconnection between them, or a beat the strap
+    missed) passes processing's successive test.
+    """
+    expected = pairs = spurious = 0
+    for k in range(1, len(t_ns)):
+        placed_ok = abs(t_ns[k] - t_ns[k - 1] - round(rr_ms[k] * 1e6)) <= GAP_TOLERANCE_NS
+        truly = (k - 1) not in sent.broken_after and abs(
+            sent.true_ns[k] - sent.true_ns[k - 1] - rr_ms[k] * 1e6) <= 1_100_000  # tick+drift
+        if not truly:
+            assert not placed_ok, f"beat {k} is stored as successive; it is not"
+            expected += 1
+        else:
+            pairs += 1
+            spurious += not placed_ok
+    return expected, pairs, spurious
 
 
 def place_offline(seen: Seen) -> list[int]:
@@ -225,7 +268,9 @@ class Report:
     reconnections: int = 0
     breaks_expected: int = 0
     breaks_spurious: int = 0
+    breaks_spurious_ideal_arrivals: int = 0
     consecutive_pairs: int = 0
+    arrival_error_ms: dict[str, float] = field(default_factory=dict)
     max_placement_error_ms: float = 0.0
     windows: int = 0
     windows_equal: int = 0
@@ -244,17 +289,20 @@ def check_participant(p: Pipeline, participant: str, sent: Sent, seen: Seen) -> 
     # 2. placed exactly as the gateway's beat clock places them
     assert [v for _, rr in seen.arrivals for v in rr] == sent.rr_ms
     assert t_ns == place_offline(seen), f"{participant}: stored beat times != BeatClock"
-    # 3. breaks: never a false successive pair; spurious breaks counted
-    for k in range(1, len(t_ns)):
-        placed_ok = abs(t_ns[k] - t_ns[k - 1] - round(rr_ms[k] * 1e6)) <= GAP_TOLERANCE_NS
-        truly = (k - 1) not in sent.broken_after and abs(
-            sent.true_ns[k] - sent.true_ns[k - 1] - rr_ms[k] * 1e6) <= 1_100_000  # 1 tick + drift
-        if not truly:
-            assert not placed_ok, f"{participant}: beat {k} stored as successive, it is not"
-            report.breaks_expected += 1
-        else:
-            report.consecutive_pairs += 1
-            report.breaks_spurious += not placed_ok
+    # ... one hr sample per delivered notification, with its RR values
+    assert [rr for _, rr in seen.arrivals] == [rr for _, _, rr in sent.notes]
+    error = np.array([g - t for (g, _), (_, t, _) in zip(seen.arrivals, sent.notes,
+                                                         strict=True)]) / 1e6
+    report.arrival_error_ms = {"median": round(float(np.median(error)), 1),
+                               "p99": round(float(np.quantile(error, 0.99)), 1),
+                               "max": round(float(error.max()), 1)}
+    # 3. breaks: never a false successive pair (asserted inside); spurious ones counted,
+    # for the stored beats and for a gateway that saw the true arrival times
+    report.breaks_expected, report.consecutive_pairs, report.breaks_spurious = (
+        spurious_breaks(t_ns, rr_ms, sent))
+    _, _, report.breaks_spurious_ideal_arrivals = spurious_breaks(place_ideal(sent), rr_ms, sent)
+    assert report.breaks_spurious_ideal_arrivals <= (
+        MAX_IDEAL_SPURIOUS_FRACTION * report.consecutive_pairs)
     assert report.breaks_spurious <= MAX_SPURIOUS_BREAK_FRACTION * report.consecutive_pairs
     # 4. placement against the true times, up to one constant offset
     err = np.asarray(t_ns, dtype=np.int64) - np.asarray(sent.true_ns, dtype=np.int64)
@@ -273,7 +321,7 @@ def check_participant(p: Pipeline, participant: str, sent: Sent, seen: Seen) -> 
         assert row is not None
         got = windows[start]
         assert int(got["flags"]) == row["flags"], (participant, start, got, row)
-        assert got.get("quality", "") == ",".join(row["quality"])
+        assert (got.get("quality") or "") == ",".join(row["quality"])
         assert int(got["n_rr"]) == int(inside.sum())
         for key in HRV_KEYS:
             rel = FREQ_REL_TOL if key in ("lf_ms2", "hf_ms2", "lf_hf") else REL_TOL
