@@ -506,7 +506,12 @@ def test_a_night_of_realistic_strap_data_gives_a_daily_hrv_and_no_quality_alert(
     windows = stored_windows(pipeline, participant)
     night = [w for s, w in windows.items() if EPOCH_NS <= s < EPOCH_NS + 6 * 3600 * NS]
     good = [w for w in night if not w.get("quality")]
+    flagged: dict[str, int] = {}
+    for w in night:
+        for name in filter(None, str(w.get("quality") or "").split(",")):
+            flagged[name] = flagged.get(name, 0) + 1
     summary = {"time_scale": NIGHT_SCALE, "night_windows": len(night), "good": len(good),
+               "flags": flagged,
                DAILY_HRV_FIELD: point.get(DAILY_HRV_FIELD),
                "hrv_windows": read.get("hrv_windows"),
                "hrv_good_fraction": read.get("hrv_good_fraction")}
