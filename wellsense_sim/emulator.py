@@ -445,6 +445,42 @@ class AdapterState:
         asyncio.get_running_loop().call_later(self.emulator.advert_interval_s, device.export)
 
 
+class _NonBlockingSend:
+    """A socket whose ``send`` reports a full buffer as 0 bytes written.
+
+    dbus-fast's writer (like python-dbus-next's, issue 153 there) treats
+    ``BlockingIOError`` from ``send`` as a broken connection and drops the
+    bus. On a non-blocking socket it only means "nothing written yet": the
+    writer then keeps its buffer and waits until the socket is writable,
+    which is what it does after any partial write.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: Any) -> int:
+        try:
+            return int(self._sock.send(data))
+        except BlockingIOError:
+            return 0
+
+    def sendmsg(self, *args: Any) -> int:
+        try:
+            return int(self._sock.sendmsg(*args))
+        except BlockingIOError:
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _survive_full_socket(bus: MessageBus) -> None:
+    """Make the bus's writer wait on a full socket buffer instead of disconnecting."""
+    writer = getattr(bus, "_writer", None)
+    if writer is not None and hasattr(writer, "sock"):
+        writer.sock = _NonBlockingSend(writer.sock)
+
+
 class Emulator:
     """A fake ``org.bluez`` on a (private) bus, with simulated wearables.
 
@@ -505,12 +541,10 @@ class Emulator:
     def bus_backlogged(self) -> bool:
         """Whether our D-Bus connection still has output waiting for the socket.
 
-        dbus-fast (as python-dbus-next, issue 153 there) drops the whole
-        connection when a write meets a full socket buffer (EAGAIN), which
-        happens when the receivers (dbus-daemon, bleak) fall behind a strap
-        notifying hundreds of times per real second. Heart rate deliveries
-        wait while a backlog exists, so the emulator slows down (late
-        deliveries, counted) instead of losing the bus.
+        The receivers (dbus-daemon, bleak) can fall behind straps notifying
+        thousands of times per real second. Heart rate deliveries then wait
+        for the backlog to drain (late deliveries, counted) rather than pile
+        up in memory; see also :class:`_NonBlockingSend`.
         """
         writer = getattr(self.bus, "_writer", None)
         if writer is None:
@@ -561,6 +595,7 @@ class Emulator:
         else:
             bus = MessageBus(bus_address=self.bus_address)
         await bus.connect()
+        _survive_full_socket(bus)
         self.bus = bus
         bus.add_message_handler(self._on_message)
         await self._add_match(

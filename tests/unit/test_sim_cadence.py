@@ -268,3 +268,18 @@ def test_replay_options_from_toml_and_command_line(tmp_path: Path) -> None:
         WearableConfig(ADDRESS, loss=1.5)
     with pytest.raises(ValueError, match="latency"):
         WearableConfig(ADDRESS, latency_min_ms=30.0, latency_max_ms=10.0)
+
+
+def test_a_full_socket_buffer_does_not_drop_the_bus() -> None:
+    from wellsense_sim.emulator import _NonBlockingSend
+
+    class FullSocket:
+        def send(self, data: bytes) -> int:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+        def fileno(self) -> int:
+            return 7
+
+    sock = _NonBlockingSend(FullSocket())
+    assert sock.send(b"x") == 0  # nothing written yet: the writer waits for writable
+    assert sock.fileno() == 7
