@@ -518,8 +518,16 @@ def test_a_night_of_realistic_strap_data_gives_a_daily_hrv_and_no_quality_alert(
     for w in night:
         for name in filter(None, str(w.get("quality") or "").split(",")):
             flagged[name] = flagged.get(name, 0) + 1
+    events = pipeline.flux(
+        f'|> filter(fn: (r) => r._measurement == "device_status" and r._field == "seq"'
+        f' and r.participant == "{participant}")')
+    first_hr = min(stored_series(pipeline, participant, "rr", "rr_ms")[0])
     summary = {"time_scale": NIGHT_SCALE, "night_windows": len(night), "good": len(good),
                "flags": flagged,
+               "flagged_windows": sorted((s - EPOCH_NS) // (60 * NS) for s, w in windows.items()
+                                         if w.get("quality")),  # minutes after midnight
+               "first_beat_min": (first_hr - EPOCH_NS) / (60 * NS),
+               "status_events": sorted(str(r.get("event")) for r in events),
                DAILY_HRV_FIELD: point.get(DAILY_HRV_FIELD),
                "hrv_windows": read.get("hrv_windows"),
                "hrv_good_fraction": read.get("hrv_good_fraction")}
