@@ -82,9 +82,11 @@ Guarantees (property-tested in tests/unit/test_collector_beats.py)
 - Beats of one notification are exactly their RR apart.
 - Between notifications, without a break ``|dt - RR| <= SLIDE_MAX_NS``; at a
   break ``|dt - RR| >= BREAK_MIN_NS``.
-- Beat times increase strictly, except where keeping them increasing would put
-  a beat more than :data:`MAX_LEAD_NS` after its notification arrived (the
-  gateway clock stepped back): then the new timeline follows the clock.
+- Each beat comes at least half its RR after the previous one (so beat times
+  increase strictly), within a connection and across reconnections, except
+  where that (with a visible break) would put a beat more than
+  :data:`MAX_LEAD_NS` after its notification arrived: the gateway clock
+  stepped back, and the new timeline follows the clock.
 - The last beat of a notification is at most :data:`MAX_LEAD_NS` after its
   arrival (it is after it only where strict increase demands) and at most
   :data:`MAX_LAG_NS` before it.
@@ -202,7 +204,7 @@ class BeatClock:
                 reason, base = "lag", fresh
             elif base > hi:  # upper bound: beats after their notification
                 move = base - hi
-                if move <= SLIDE_MAX_NS and move < rr0:
+                if move <= SLIDE_MAX_NS and move <= rr0 // 2:
                     base = self._slide(base, -move)
                 else:
                     reason, base = "upper", hi
@@ -263,24 +265,29 @@ class BeatClock:
         return base + move
 
     def _break_base(self, desired: int, rr0: int, total: int, r: int) -> int:
-        """The base of a new timeline: visible, increasing and near its arrival if possible."""
+        """The base of a new timeline: visible, plausibly spaced and near its arrival.
+
+        The first beat is put at least half its RR after the previous beat
+        (a beat cannot come sooner than its own interval; squeezing beats
+        together distorts the time axis of the spectral features) and at
+        least ``BREAK_MIN_NS`` off the running sum, as near ``desired`` as
+        that allows, unless that puts the notification's last beat more than
+        ``MAX_LEAD_NS`` past its arrival: the gateway clock stepped back, and
+        the new timeline follows it.
+        """
         t_last = self._t_last
         if t_last is None:
             return desired
-        floor = t_last - rr0 + 1  # smallest base keeping beat times increasing
+        plausible = t_last - rr0 // 2  # smallest base with the first beat >= rr0/2 later
 
-        def near(b: int) -> bool:
-            return r - MAX_LAG_NS <= b + total <= r + MAX_LEAD_NS
+        def ok(b: int) -> bool:
+            visible = abs(b - t_last) >= BREAK_MIN_NS
+            return visible and r - MAX_LAG_NS <= b + total <= r + MAX_LEAD_NS
 
-        base = floor if desired < floor and near(floor) else desired
-        # Increasing times would put beats far after their arrival only when the
-        # gateway clock stepped back; then the timeline follows the clock.
-        increasing = base >= floor
-        for b in (base, t_last - BREAK_MIN_NS, t_last + BREAK_MIN_NS):
-            if abs(b - t_last) >= BREAK_MIN_NS and near(b) and (b >= floor or not increasing):
+        for b in (max(desired, plausible), t_last - BREAK_MIN_NS, t_last + BREAK_MIN_NS):
+            if ok(b) and b >= plausible:
                 return b
-        # An RR below the break size cannot be both visible and increasing here.
-        for b in (base, t_last - BREAK_MIN_NS):
-            if abs(b - t_last) >= BREAK_MIN_NS and near(b):
+        for b in (desired, t_last - BREAK_MIN_NS):
+            if ok(b):
                 return b
-        return base  # unreachable: t_last - BREAK_MIN_NS is near whenever base is
+        return desired  # unreachable: t_last - BREAK_MIN_NS is near whenever desired is

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from collector import ble_events as ev
 from collector import gatt, wire
 from collector.batcher import Batcher, Route
-from collector.beats import BeatClock
+from collector.beats import MAX_LATENCY_NS, BeatClock
 from collector.gatt_uuids import Characteristic
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,14 @@ class Ingest:
     routes: Mapping[str, Route]  # sensor key -> participant and device id
     now_ns: Callable[[], int]
     sensors: dict[str, SensorState] = field(default_factory=dict)
+    #: BLE latency bound of the beat clocks, on the sample clock (a compressed
+    #: simulation clock stretches real latency by its time scale)
+    beat_latency_ns: int = MAX_LATENCY_NS
 
     def __post_init__(self) -> None:
         for key in self.routes:
-            self.sensors.setdefault(key, SensorState())
+            state = self.sensors.setdefault(key, SensorState())
+            state.beat_clock = BeatClock(max_latency_ns=self.beat_latency_ns)
 
     def handle(self, item: ev.BleItem) -> None:
         route = self.routes.get(item.sensor_key)
@@ -169,6 +173,14 @@ class Ingest:
             state.contact = None
             state.last_rsc_ns = None  # no steps are claimed across a gap
             state.beat_session = None  # the next notification starts a new timeline
+            stats = state.beat_clock.stats
+            log.info(
+                "sensor %s: beat clock so far: %d beats, %d slides, breaks %s",
+                item.sensor_key,
+                stats.beats,
+                stats.slides,
+                dict(sorted(stats.breaks.items())),
+            )
             self._status(route, ts, "disconnected", detail=item.reason)
         elif isinstance(item, ev.Gap):
             log.info(

@@ -6,10 +6,12 @@ by the service loop, then
 
 * closes each device's HRV windows (``window_s`` long, aligned to the Unix
   epoch like the server's) in time order: a window is closed once the
-  device's stored data time has passed its end (every beat of it has been
-  stored: beats are back-computed from later notifications, never earlier
-  ones), or once the sample clock is a further ``window_s`` past its end with
-  nothing newer (strap off, sensor gone);
+  device's stored data time is :data:`CLOSE_MARGIN_NS` past its end (every
+  beat of it has been stored: the beat clock places a notification's beats
+  before its arrival, and those of a later notification at most a fraction of
+  a second before the previous arrival, or a few seconds after a full
+  notification), or once the sample clock is a further ``window_s`` past its
+  end with nothing newer (strap off, sensor gone);
 * computes its features from the stored beats with the server's own function
   (:func:`processing.features.hrv.hrv_window_at`), commits them to the outbox
   as one ``features`` message, and only then records the window as done, so
@@ -36,6 +38,9 @@ from collector.rawstore import RawStore
 log = logging.getLogger(__name__)
 
 NS: Final = 1_000_000_000
+#: Data time past a window's end before it is closed: covers beats of later
+#: notifications placed before earlier arrivals (see collector.beats).
+CLOSE_MARGIN_NS: Final = 10 * NS
 WindowFunction = Callable[..., "dict[str, Any] | None"]
 
 
@@ -171,7 +176,7 @@ class Minimiser:
         start = first - first % self.window_ns
         end = start + self.window_ns
         newest = self.store.newest(device) or 0
-        if newest < end and self.now_ns() < end + self.window_ns:
+        if newest < end + CLOSE_MARGIN_NS and self.now_ns() < end + self.window_ns:
             return False
         beat_ns, rr_ms = self.store.beats(device, start, end)
         sample = window_features(

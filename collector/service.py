@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from collector import ble, sdnotify, wire
 from collector.batcher import Batcher, Route
+from collector.beats import MAX_LATENCY_NS
 from collector.ble_recover import release_stale_connections
 from collector.clock_quality import simulated_clock_quality, system_clock_quality
 from collector.commands import CommandHandler, WithdrawalStore, participant_prefixes
@@ -45,6 +46,16 @@ def _clocks() -> tuple[Callable[[], int], Callable[[], wire.ClockQuality]]:
     anchor = int(os.environ.get("WELLSENSE_SIM_ANCHOR_NS", str(epoch)))
     log.warning("using the simulation clock (x%g): for demos and tests only", scale)
     return ble.sim_clock_ns(epoch, scale, anchor), simulated_clock_quality
+
+
+def _beat_latency_ns() -> int:
+    """The beat clocks' latency bound on the sample clock (stretched by a sim time scale)."""
+    import os
+
+    if ENV_SIM_EPOCH not in os.environ:
+        return MAX_LATENCY_NS
+    scale = float(os.environ.get("WELLSENSE_SIM_TIME_SCALE", "1"))
+    return round(MAX_LATENCY_NS * max(1.0, scale))
 
 
 def sensor_specs(sensors: tuple[SensorConfig, ...]) -> list[ble.SensorSpec]:
@@ -107,7 +118,9 @@ class CollectorService:
             on_commit=self.publisher.wake,
         )
         self.routes = {s.key: Route(s.participant, s.device) for s in self.active}
-        self.ingest = Ingest(self.batcher, self.routes, now_ns=self.now_ns)
+        self.ingest = Ingest(
+            self.batcher, self.routes, now_ns=self.now_ns, beat_latency_ns=_beat_latency_ns()
+        )
         self.minimiser: Minimiser | None = None
         if self.raw_store is not None:
             self.minimiser = Minimiser(

@@ -187,11 +187,12 @@ def test_invariants_hold_for_any_arrivals(
                 assert abs(d) >= BREAK_MIN_NS
             else:
                 assert abs(d) <= SLIDE_MAX_NS
-            if times[0] <= t_last:
-                # only when increasing times with a visible break would put the
-                # last beat more than MAX_LEAD_NS after its arrival
+            if times[0] - t_last < rr_ns[0] // 2:
+                # only when spacing beats plausibly with a visible break would put
+                # the last beat more than MAX_LEAD_NS after its arrival
                 assert clock.last_break
-                lowest = t_last - rr_ns[0] + 1 if rr_ns[0] > BREAK_MIN_NS else t_last + BREAK_MIN_NS
+                half = rr_ns[0] // 2
+                lowest = t_last - half if half >= BREAK_MIN_NS else t_last + BREAK_MIN_NS
                 assert lowest + sum(rr_ns) > r + MAX_LEAD_NS
         t_last = times[-1]
         r_max = max(r_max, r)

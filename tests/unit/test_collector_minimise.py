@@ -299,3 +299,24 @@ def test_collector_works_without_numpy_until_minimisation_is_enabled() -> None:
     assert run.returncode == 0, run.stderr
     assert "refused: [minimise] enabled needs NumPy and SciPy" in run.stdout
     assert "wellsense[minimise]" in run.stdout and "--config" in run.stdout
+
+
+def test_a_window_waits_for_beats_placed_before_an_earlier_arrival(gateway: Gateway) -> None:
+    g = gateway
+    end = T0 + W * 10**9
+    first = notifications([1000.0] * 304)  # data to 4 s past the window's end
+    for s in first:
+        g.batcher.add(ROUTE, "hr", s)
+    g.batcher.flush_all()
+    g.clocks.ns = first[-1].ts_ns
+    assert g.minimiser.tick() == 0  # inside the close margin: still open
+    # the beat clock put this notification's first beat before the end, although
+    # it arrived after notifications already stored past the end
+    late = wire.HrSample(end + 12 * 10**9, 60, True, None, (995.0, 1000.0),
+                         beat_ns=end + 950_000_000, rr_break=False)  # fmt: skip
+    g.batcher.add(ROUTE, "hr", late)
+    g.batcher.flush_all()
+    assert g.minimiser.tick() == 1
+    (features,) = [s for m in sent(g.outbox) for s in m.samples]
+    assert isinstance(features, wire.FeaturesSample)
+    assert features.n_rr == 300  # the 299 beats of [T0, end) plus the late one

@@ -141,3 +141,32 @@ def test_encoded_messages_are_compact_json() -> None:
     payload = wire.encode(wire.decode(VALID["activity"]))
     assert b" " not in payload
     assert json.loads(payload)["schema"] == "wellsense.v1"
+
+
+def test_v1_1_hr_samples_carry_where_the_gateway_placed_the_beats() -> None:
+    message = wire.decode(VALID["hr-v1.1"], topic="wellsense/v1/pilot/p-7f3a9c/hr")
+    first, second, empty = message.samples
+    assert isinstance(first, wire.HrSample) and isinstance(second, wire.HrSample)
+    assert (first.beat_ns, first.rr_break) == (1_764_115_297_612_000_000, True)
+    assert (second.rr_break, empty.beat_ns, empty.rr_break) == (False, None, None)  # type: ignore[union-attr]
+    # beats are back-computed from beat_ns (not ts_ns), in whole nanoseconds
+    assert wire.hr_beat_times_ns(first) == [1_764_115_296_627_625_000, 1_764_115_297_612_000_000]
+    assert wire.hr_beat_times_ns(second) == [1_764_115_298_563_171_875]
+    assert json.loads(wire.encode(message))["schema"] == "wellsense.v1.1"
+
+
+def test_v1_messages_stay_v1_on_the_wire() -> None:
+    message = wire.decode(VALID["hr"])
+    payload = wire.encode(message)
+    assert json.loads(payload)["schema"] == "wellsense.v1"
+    assert b"beat_ns" not in payload and b"rr_break" not in payload
+    first = message.samples[0]
+    assert isinstance(first, wire.HrSample)
+    assert wire.hr_beat_times_ns(first) == wire.rr_beat_times_ns(first.ts_ns, first.rr_ms)
+
+
+def test_hr_sample_beat_fields_come_together_and_need_rr() -> None:
+    with pytest.raises(ValueError, match="together"):
+        wire.HrSample(1, 60, None, None, (800.0,), beat_ns=1)
+    with pytest.raises(ValueError, match="need RR"):
+        wire.HrSample(1, 60, None, None, (), beat_ns=1, rr_break=False)
