@@ -18,10 +18,11 @@ the gateway saw each notification arrive. Per participant:
 3. No pair of stored beats that is not truly consecutive (a lost
    notification or a reconnection between them) passes processing's
    successive test. Consecutive pairs that the gateway broke anyway are
-   counted: under time compression the transport delay between the
+   counted, and compared with what the beat clock does given the true
+   arrival times: under time compression the transport delay between the
    emulator and the gateway (about 1 ms real, more under load) is
-   multiplied by the compression, and the beat clock must take it for BLE
-   latency.
+   multiplied by the compression (the collector stretches its latency
+   bound by the time scale to allow for it).
 4. Up to a constant offset, no beat is placed more than 1.5 s from its true
    time by a gateway seeing the true arrival times (the beat clock run on the
    truth log's arrival times), nor more than 1.5 s plus the spread of the
@@ -55,7 +56,7 @@ import numpy as np
 import pytest
 
 from collector import wire
-from collector.beats import BeatClock
+from collector.beats import MAX_LATENCY_NS, BeatClock
 from processing.features.hrv import HRV_KEYS, hrv_window_at
 from tests.conftest import scratch_dir
 from tests.integration.harness import (
@@ -176,7 +177,7 @@ def gateway_view(sub: Subscriber) -> dict[str, Seen]:
 
 
 def place_ideal(sent: Sent) -> list[int]:
-    """Beat times a gateway seeing the true arrival times would store (no transport delay)."""
+    """Beat times a gateway seeing the true arrival times would store (x1, no transport)."""
     clock = BeatClock()
     times: list[int] = []
     connection = None
@@ -209,9 +210,18 @@ def spurious_breaks(t_ns: list[int], rr_ms: list[float], sent: Sent) -> tuple[in
     return expected, pairs, spurious
 
 
-def place_offline(seen: Seen) -> list[int]:
+def gateway_latency_ns(time_scale: float) -> int:
+    """The collector's beat clock latency bound on a compressed sim clock.
+
+    ``collector.service`` stretches the 50 ms BLE latency bound by the time
+    scale (real latency is that many times longer on the compressed clock).
+    """
+    return round(MAX_LATENCY_NS * max(1.0, time_scale))
+
+
+def place_offline(seen: Seen, time_scale: float) -> list[int]:
     """Beat times as the gateway's BeatClock places them, recomputed here."""
-    clock = BeatClock()
+    clock = BeatClock(max_latency_ns=gateway_latency_ns(time_scale))
     times: list[int] = []
     connections = iter(seen.connected_ns[1:])
     next_connect = next(connections, None)
@@ -291,7 +301,7 @@ def check_participant(p: Pipeline, participant: str, sent: Sent, seen: Seen) -> 
     report.beats = len(rr_ms)
     # 2. placed exactly as the gateway's beat clock places them
     assert [v for _, rr in seen.arrivals for v in rr] == sent.rr_ms
-    assert t_ns == place_offline(seen), f"{participant}: stored beat times != BeatClock"
+    assert t_ns == place_offline(seen, SCALE), f"{participant}: stored times != BeatClock"
     # ... one hr sample per delivered notification, with its RR values
     assert [rr for _, rr in seen.arrivals] == [rr for _, _, rr in sent.notes]
     error = np.array([g - t for (g, _), (_, t, _) in zip(seen.arrivals, sent.notes,
