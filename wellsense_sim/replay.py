@@ -109,11 +109,6 @@ class Replay:
         self._t_ns = start_ns
 
     @property
-    def end_ns(self) -> int:
-        """True time of the last beat (``start_ns`` if there is none)."""
-        return self.start_ns + sum(round(r * 1_000_000) for r in self.rr_ms)
-
-    @property
     def finished(self) -> bool:
         """Every beat has been returned."""
         return self._next >= len(self.rr_ms)
