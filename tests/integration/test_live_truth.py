@@ -444,8 +444,8 @@ def test_replayed_recordings_are_stored_and_windowed_exactly_as_offline(
 
 # --------------------------------------------------------------------------- a night of wear
 
-#: The daily point's HRV field (helper work renames it to a nocturnal ln RMSSD: change here).
-DAILY_HRV_FIELD = os.environ.get("WELLSENSE_DAILY_HRV_FIELD", "rmssd_ms")
+#: The daily point's HRV field: nocturnal ln RMSSD (ln ms).
+DAILY_HRV_FIELD = "ln_rmssd_night"
 NIGHT_SCALE = float(os.environ.get("WELLSENSE_LIVE_NIGHT_SCALE", "360"))
 DAY_NS = 86_400 * NS
 NIGHT_DAY = dt.date(2025, 11, 26)  # the local day (UTC) whose night is simulated
@@ -539,13 +539,15 @@ def test_a_night_of_realistic_strap_data_gives_a_daily_hrv_and_no_quality_alert(
                "first_beat_min": (first_hr - EPOCH_NS) / (60 * NS),
                "status_events": sorted(str(r.get("event")) for r in events),
                DAILY_HRV_FIELD: point.get(DAILY_HRV_FIELD),
-               "hrv_windows": read.get("hrv_windows"),
-               "hrv_good_fraction": read.get("hrv_good_fraction")}
+               "hrv_night_windows": read.get("hrv_night_windows"),
+               "hrv_night_usable_fraction": read.get("hrv_night_usable_fraction")}
     print("live-night " + json.dumps(summary))
     (workdir / "live-night.json").write_text(json.dumps(summary, indent=2))
     assert len(night) >= 70  # 00:00-06:00 is 72 windows
     value = float(point[DAILY_HRV_FIELD])
-    assert math.isfinite(value) and value > 0
-    # quality-hrv-low: "hrv_windows >= 12 and hrv_good_fraction < 0.5 on 3 consecutive days"
-    assert float(read["hrv_windows"]) >= 12  # the rule has enough windows to judge the day
-    assert float(read["hrv_good_fraction"]) >= 0.5  # and the day does not count towards it
+    assert math.isfinite(value) and 2.0 < value < 6.0  # ln of 7-400 ms
+    rule = next(r for r in rules if r.id == "quality-hrv-low")
+    assert "hrv_night_windows >= 12 and hrv_night_usable_fraction < 0.5" in rule.condition_text
+    # the rule has enough windows to judge the day, and the day does not count towards it
+    assert float(read["hrv_night_windows"]) >= 12
+    assert float(read["hrv_night_usable_fraction"]) >= 0.5
