@@ -26,6 +26,9 @@ def test_exactly_one_selector() -> None:
         SensorSpec("x", address="C0:FF:EE:00:00:01", service_uuid="180d")
     with pytest.raises(ValueError, match="address"):
         SensorSpec("x", address="C0:FF:EE")
+    with pytest.raises(ValueError, match="unknown profile 'h10'"):
+        SensorSpec("x", address="C0:FF:EE:00:00:01", profile="h10")
+    assert SensorSpec("x", address="C0:FF:EE:00:00:01", profile="auto").profile == "auto"
 
 
 def test_selectors_match() -> None:
@@ -55,8 +58,9 @@ def test_collector_sim_clock_matches_the_emulator_clock() -> None:
 
 
 def test_scan_table() -> None:
-    table = format_scan_results([ScanResult("Polar H10 1", "C0:FF:EE:00:00:01", -58,
-                                            (HRS, uuid128("1234")))])
+    table = format_scan_results(
+        [ScanResult("Polar H10 1", "C0:FF:EE:00:00:01", -58, (HRS, uuid128("1234")))]
+    )
     header, row = table.splitlines()
     assert header.split() == ["NAME", "ADDRESS", "RSSI", "SERVICES"]
     assert "Polar H10 1" in row and "-58 dBm" in row and "heart rate" in row
