@@ -57,6 +57,9 @@ from dbus_fast.constants import NameFlag, RequestNameReply
 
 from wellsense_sim import bluez
 from wellsense_sim.clock import SimClock, SimClockParams
+from wellsense_sim.motion import MotionModel
+from wellsense_sim.pmd_frames import encode_delta_frame
+from wellsense_sim.pmd_service import ACC, PPI, PmdServiceModel, polar_h10_offer, verity_sense_offer
 from wellsense_sim.strap import StrapCadence
 from wellsense_sim.wearable import HrNotification, Wearable, WearableConfig
 
@@ -79,6 +82,26 @@ _GATT_LAYOUT: tuple[tuple[str, int, tuple[tuple[str, int, tuple[str, ...]], ...]
                       ("2a25", 0x0019, ("read",)), ("2a26", 0x001B, ("read",)))),
     ("1814", 0x0020, (("2a53", 0x0021, ("notify",)), ("2a54", 0x0024, ("read",)))),
 )
+PMD_SERVICE = "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
+PMD_CP = "fb005c81-02e7-f387-1cad-8acd2d8df0c8"
+PMD_DATA = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
+MOTION_SERVICE = "00030000-78fc-48fe-8e23-433b3a1942d0"
+STEP_COUNT = "00030001-78fc-48fe-8e23-433b3a1942d0"
+RAW_MOTION = "00030002-78fc-48fe-8e23-433b3a1942d0"
+#: Extra services per simulated device model (``WearableConfig.device``).
+_Layout = tuple[tuple[str, int, tuple[tuple[str, int, tuple[str, ...]], ...]], ...]
+_MODEL_LAYOUT: dict[str, _Layout] = {
+    "polar_h10": ((PMD_SERVICE, 0x0030, ((PMD_CP, 0x0031, ("read", "write", "indicate")),
+                                          (PMD_DATA, 0x0034, ("notify",)))),),
+    "polar_verity": ((PMD_SERVICE, 0x0030, ((PMD_CP, 0x0031, ("read", "write", "indicate")),
+                                            (PMD_DATA, 0x0034, ("notify",)))),),
+    "pinetime": ((MOTION_SERVICE, 0x0040, ((STEP_COUNT, 0x0041, ("read", "notify")),
+                                           (RAW_MOTION, 0x0044, ("read", "notify")))),),
+}
+#: ACC samples per PMD frame (the H10 sends ~36 at 50 Hz within a 244-octet MTU).
+ACC_FRAME_SAMPLES = 36
+#: Sensor clock of Polar devices: ns since 2000-01-01 UTC.
+_POLAR_EPOCH_NS = 946_684_800 * 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -100,6 +123,10 @@ class DeviceStats:
     max_delivery_lag_ms: float = 0.0  # sim time, delivery after arrival time
     backpressure_waits: int = 0  # deliveries put off because D-Bus had a backlog
     rsc_notifications: int = 0
+    pmd_requests: int = 0
+    acc_frames: int = 0
+    ppi_frames: int = 0
+    step_notifications: int = 0
     last_disconnect_reason: str = ""
 
 
@@ -166,6 +193,14 @@ class CharacteristicState:
             self.iface.emit_properties_changed({"Notifying": False})
             self.device.notifying_changed(self, False)
 
+    def write(self, value: bytes) -> None:
+        """Answer ``WriteValue`` (with response)."""
+        if "write" not in self.flags:
+            raise bluez.bluez_error("NotPermitted", "Write not permitted")
+        if not self.device.connected:
+            raise bluez.bluez_error("NotConnected", "Not Connected")
+        self.device.written(self, value)
+
     def notify(self, value: bytes) -> None:
         """Send a notification (a ``Value`` change) if anyone listens."""
         self.value = value
@@ -199,6 +234,14 @@ class DeviceState:
         self.cadence: StrapCadence | None = None
         self.connection = 0
         self._inflight: deque[HrNotification] = deque()
+        #: the device model's PMD control point (Polar models) and motion state
+        offers = {"polar_h10": polar_h10_offer, "polar_verity": verity_sense_offer}
+        self.pmd = (PmdServiceModel(offers[config.device]())
+                    if config.device in offers else None)
+        self.motion = MotionModel(self.wearable.model, config.seed)
+        self._acc_next_ns: int | None = None  # sim time of the next ACC sample
+        self._steps = 0.0
+        self._steps_sent = -1
         self._build_gatt()
 
     def _build_gatt(self) -> None:
@@ -207,7 +250,11 @@ class DeviceState:
             uuid: functools.partial(bytes, value) for uuid, value in static.items()}
         readers["2a19"] = lambda: bytes(
             [self.wearable.battery_pct(self.emulator.clock.now_ns())])
-        for svc_uuid, handle, chars in _GATT_LAYOUT:
+        if self.pmd is not None:
+            readers[PMD_CP] = self.pmd.feature_value
+        readers[STEP_COUNT] = lambda: int(self._steps).to_bytes(4, "little")
+        readers[RAW_MOTION] = lambda: self._raw_motion(self.emulator.clock.now_ns())
+        for svc_uuid, handle, chars in _GATT_LAYOUT + _MODEL_LAYOUT.get(self.config.device, ()):
             if svc_uuid == "1814" and not self.config.rsc:
                 continue
             svc_path = f"{self.path}/service{handle:04x}"
@@ -299,6 +346,9 @@ class DeviceState:
             char.drop_session()
             if bus is not None:
                 bus.unexport(char.path, char.iface)
+        if self.pmd is not None:
+            self.pmd.stop_all()  # a Polar sensor ends its streams with the link
+        self._acc_next_ns = None
         if bus is not None:
             for path, svc in self._services:
                 bus.unexport(path, svc)
@@ -313,6 +363,76 @@ class DeviceState:
         """A D-Bus client left: end its notify sessions."""
         for char in self.chars.values():
             char.drop_session(sender)
+
+    # --- PMD control point, ACC and PPI; InfiniTime motion ---------------------
+    def written(self, char: CharacteristicState, value: bytes) -> None:
+        """A client wrote ``value``: the PMD control point answers with an indication."""
+        if self.pmd is None or char.uuid != PMD_CP:
+            raise bluez.bluez_error("NotPermitted", "Write not permitted")
+        self.stats.pmd_requests += 1
+        was_acc = ACC in self.pmd.running
+        answer = self.pmd.handle(value)
+        char.notify(answer)
+        if ACC in self.pmd.running and not was_acc:
+            self._acc_next_ns = self.emulator.clock.now_ns()
+        elif ACC not in self.pmd.running:
+            self._acc_next_ns = None
+
+    def _raw_motion(self, now_ns: int) -> bytes:
+        x, y, z = self.motion.sample_mg(now_ns)
+        return b"".join(max(-32768, min(32767, v)).to_bytes(2, "little", signed=True)
+                        for v in (x, y, z))
+
+    def _send_acc(self, now_ns: int) -> None:
+        """ACC frames for the samples due by ``now_ns`` (whole frames only)."""
+        if self.pmd is None or self._acc_next_ns is None:
+            return
+        settings = self.pmd.running.get(ACC)
+        data = self.chars[PMD_DATA]
+        if settings is None or not data.notifying:
+            return
+        period_ns = 1_000_000_000 / settings[0]
+        frame_ns = round(ACC_FRAME_SAMPLES * period_ns)
+        if now_ns - self._acc_next_ns > 60 * 1_000_000_000:  # fell far behind: a gap
+            self._acc_next_ns = now_ns - frame_ns
+        factor = self.pmd.offers[ACC].factor or 1.0
+        while self._acc_next_ns + frame_ns <= now_ns:
+            t0 = self._acc_next_ns
+            times = [t0 + round(i * period_ns) for i in range(ACC_FRAME_SAMPLES)]
+            samples = [tuple(round(v / factor) for v in self.motion.sample_mg(t))
+                       for t in times]
+            data.notify(encode_delta_frame(times[-1] - _POLAR_EPOCH_NS, samples))
+            self.stats.acc_frames += 1
+            self._acc_next_ns = t0 + frame_ns
+
+    def _send_ppi(self, n: HrNotification) -> None:
+        """Verity Sense: the beats of a strap notification as a PMD PPI frame."""
+        if self.pmd is None or PPI not in self.pmd.running or not n.note.rr_ms:
+            return
+        data = self.chars[PMD_DATA]
+        if not data.notifying:
+            return
+        flags = 0b110 if n.contact else 0b100  # skin contact supported (+ present)
+        body = b"".join(
+            bytes([min(255, round(60_000 / rr))]) + round(rr).to_bytes(2, "little")
+            + (8).to_bytes(2, "little") + bytes([flags])
+            for rr in n.note.rr_ms)
+        sensor_ts = n.note.received_ns - _POLAR_EPOCH_NS
+        data.notify(bytes([PPI]) + sensor_ts.to_bytes(8, "little") + b"\x00" + body)
+        self.stats.ppi_frames += 1
+
+    def _send_steps(self, now_ns: int) -> None:
+        """PineTime: notify the step count when it changed, and the raw motion."""
+        if STEP_COUNT not in self.chars:
+            return
+        steps = self.chars[STEP_COUNT]
+        if steps.notifying and int(self._steps) != self._steps_sent:
+            self._steps_sent = int(self._steps)
+            steps.notify(self._steps_sent.to_bytes(4, "little"))
+            self.stats.step_notifications += 1
+        motion = self.chars[RAW_MOTION]
+        if motion.notifying:
+            motion.notify(self._raw_motion(now_ns))
 
     # --- heart rate on the strap's cadence -----------------------------------
     def notifying_changed(self, char: CharacteristicState, on: bool) -> None:
@@ -347,6 +467,7 @@ class DeviceState:
                 return  # D-Bus is not keeping up: deliver late rather than break the bus
             n = self._inflight.popleft()
             hr.notify(n.payload)
+            self._send_ppi(n)
             self.stats.hr_notifications += 1
             self.stats.rr_values += len(n.note.rr_ms)
             lag_ms = (now_ns - n.note.received_ns) / 1e6
@@ -368,9 +489,14 @@ class DeviceState:
     def step_body(self) -> None:
         """Advance movement to now; send RSC and battery changes."""
         now = self.emulator.clock.now_ns()
+        span_s = max(0.0, (now - self.wearable.body_ns) / 1e9)
         rsc_payload = self.wearable.advance_body(now)
+        if STEP_COUNT in self.chars:  # the watch counts steps whether connected or not
+            self._steps += self.motion.steps_per_s(now) * span_s
         if not self.connected:
             return
+        self._send_acc(now)
+        self._send_steps(now)
         rsc = self.chars.get("2a53")
         if rsc is not None and rsc_payload is not None and rsc.notifying:
             rsc.notify(rsc_payload)

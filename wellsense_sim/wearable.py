@@ -23,6 +23,10 @@ from wellsense_sim.strap import (
 _ADDRESS_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
 
+#: Device models the emulator can be (see ``WearableConfig.device``).
+DEVICE_MODELS = frozenset({"strap", "polar_h10", "polar_verity", "pinetime"})
+
+
 @dataclass(frozen=True, slots=True)
 class WearableConfig:
     """What a simulated wearable is and how it behaves.
@@ -49,6 +53,10 @@ class WearableConfig:
             seconds; duration 0: to the end).
         replay_unit: ``"auto"``, ``"s"`` or ``"ms"``.
         replay_max_rr_ms: longer values are gaps of the record (no contact).
+        device: the device model emulated: ``"strap"`` (HRS, RSC), ``"polar_h10"``
+            (+ PMD accelerometer), ``"polar_verity"`` (+ PMD PPI and accelerometer;
+            its Heart Rate Measurements carry no RR) or ``"pinetime"`` (+ InfiniTime
+            Motion service).
     """
 
     address: str
@@ -77,6 +85,7 @@ class WearableConfig:
     replay_duration_s: float = 0.0
     replay_unit: str = "auto"
     replay_max_rr_ms: float = DEFAULT_MAX_RR_MS
+    device: str = "strap"
 
     def __post_init__(self) -> None:
         if not _ADDRESS_RE.match(self.address):
@@ -85,6 +94,9 @@ class WearableConfig:
             raise ValueError(f"body_location must be one of {sorted(encode.BODY_LOCATION)}")
         if not 0 <= self.battery_pct <= 100:
             raise ValueError("battery_pct must be within 0..100")
+        if self.device not in DEVICE_MODELS:
+            raise ValueError(f"device must be one of {sorted(DEVICE_MODELS)}, "
+                             f"got {self.device!r}")
         self.strap_check()
 
     def strap_check(self) -> None:
@@ -238,11 +250,18 @@ class Wearable:
         self._count += 1
         every = self.config.energy_every
         energy = round(self._energy_j / 1000) if every and self._count % every == 0 else None
-        payload = encode.heart_rate_measurement(hr, contact=contact, rr_ms=note.rr_ms,
+        # a Verity Sense gives its beats as PMD PPI only, not in the HR service
+        rr_ms = () if self.config.device == "polar_verity" else note.rr_ms
+        payload = encode.heart_rate_measurement(hr, contact=contact, rr_ms=rr_ms,
                                                 energy_kj=energy)
         return HrNotification(note, payload, contact)
 
     # --- the rest of the body: movement, energy ----------------------------
+    @property
+    def body_ns(self) -> int:
+        """Sim time the body (movement, energy) was last advanced to."""
+        return self._last_ns
+
     def advance_body(self, now_ns: int) -> bytes | None:
         """Advance movement and energy to ``now_ns``; the RSC payload (``None``: no RSC)."""
         span_s = max(0.0, (now_ns - self._last_ns) / NS_PER_S)
