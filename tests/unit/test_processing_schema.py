@@ -37,11 +37,11 @@ def test_golden_accel_lines() -> None:
     got = lines_of("accel")
     assert got[0] == (
         f"accel_epoch,{tags} enmo_mg=12.5,mad_mg=8.25,counts_x=10.0,counts_y=0.0,counts_z=31.0,"
-        "counts_vm=32.573,angle_z_deg=-61.2,n_samples=1500i,seq=3i 1764115200004000000"
+        "counts_vm=32.573,angle_z_deg=-61.2,n_samples=1500i,seq=44i 1764115200004000000"
     )
     assert got[1].startswith("accel_epoch,device=d-1a2b3c,epoch=60,")  # its own series
     assert got[2] == (
-        f"accel_nonwear,{TAGS} nonwear=false,window_complete=true,block_s=900i,seq=3i "
+        f"accel_nonwear,{TAGS} nonwear=false,window_complete=true,block_s=900i,seq=44i "
         "1764114300000000000"
     )
     assert wire.encode(wire.decode(valid_messages()["accel"])) == valid_messages()["accel"]
