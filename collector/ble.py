@@ -45,8 +45,11 @@ from collector.ble_events import (
     SensorConnected,
     SensorDisconnected,
     SensorNotFound,
+    StreamStarted,
 )
 from collector.gatt_uuids import Characteristic, Service, uuid128
+from collector.profiles import AUTO, PROFILES, Profile, detect, make_profile
+from collector.profiles.base import Notify
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())  # silent unless the service configures logging
@@ -94,6 +97,9 @@ class SensorSpec:
         name_pattern: shell-style glob on the advertised name, case-insensitive
             (``"Polar H10 *"``).
         service_uuid: an advertised service, 16- or 128-bit (``"180d"``).
+        profile: the device profile (:mod:`collector.profiles`) whose streams
+            are started: ``hrs`` (default), ``polar_h10``, ``polar_verity``,
+            ``pinetime``, or ``auto`` (chosen from the GATT table after connecting).
 
     A pattern or service sensor binds to the first unclaimed match and then
     prefers that device (see ``ManagerOptions.rebind_after_s``).
@@ -103,10 +109,16 @@ class SensorSpec:
     address: str | None = None
     name_pattern: str | None = None
     service_uuid: str | None = None
+    profile: str = "hrs"
 
     def __post_init__(self) -> None:
         if not self.key:
             raise ValueError("sensor key must not be empty")
+        if self.profile != AUTO and self.profile not in PROFILES:
+            raise ValueError(
+                f"sensor {self.key!r}: unknown profile {self.profile!r}; "
+                f"one of {', '.join([AUTO, *sorted(PROFILES)])}"
+            )
         chosen = [n for n in ("address", "name_pattern", "service_uuid") if getattr(self, n)]
         if len(chosen) != 1:
             raise ValueError(
@@ -534,6 +546,8 @@ class DeviceManager:
         """Connect, subscribe, read, then poll the battery until the link drops."""
         o, key = self.options, sensor.spec.key
         lost = asyncio.Event()
+        profile: Profile | None = None
+        link: _BleakLink | None = None
         client = BleakClient(
             device,
             disconnected_callback=lambda _c: lost.set(),
@@ -560,24 +574,31 @@ class DeviceManager:
                     )
                 )
             sensor.gap_since_ns = None
-            has_rsc = client.services.get_characteristic(RSC_MEASUREMENT) is not None
+            profile_name = sensor.spec.profile
+            if profile_name == AUTO:
+                services = [svc.uuid for svc in client.services]
+                profile_name = detect(services, device.name)
+            profile = make_profile(profile_name)
+            has_rsc = (
+                profile_name == "hrs"
+                and client.services.get_characteristic(RSC_MEASUREMENT) is not None
+            )
             # Connected goes first so that the consumer sees it before any record
             self._put(
                 SensorConnected(
                     now, key, sensor.address or device.address, device.name, sensor.session, has_rsc
                 )
             )
-            logger.info("connected", extra={"sensor": key, "session": sensor.session})
-            async with asyncio.timeout(o.io_timeout_s):
-                await client.start_notify(
-                    HEART_RATE_MEASUREMENT,
-                    self._on_notify_factory(key, HEART_RATE_MEASUREMENT, sensor.session),
-                )
-                if has_rsc:
-                    await client.start_notify(
-                        RSC_MEASUREMENT,
-                        self._on_notify_factory(key, RSC_MEASUREMENT, sensor.session),
-                    )
+            logger.info(
+                "connected",
+                extra={"sensor": key, "session": sensor.session, "profile": profile_name},
+            )
+            link = _BleakLink(
+                client,
+                o.io_timeout_s,
+                lambda uuid: self._on_notify_factory(key, uuid, sensor.session),
+            )
+            await self._start_profile(sensor, profile, link)
             await self._read_info(client, sensor)
             while not lost.is_set():
                 await self._read_battery(client, sensor)
@@ -587,6 +608,11 @@ class DeviceManager:
             sensor.failures = 0
         except asyncio.CancelledError:
             if sensor.connected:
+                if profile is not None and link is not None and not lost.is_set():
+                    # stop PMD streams so the sensor does not stream into the void
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(5):
+                            await profile.stop(link)
                 self._end_session(sensor, "manager stopped", requested=True)
             raise
         finally:
@@ -595,6 +621,30 @@ class DeviceManager:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
                     await client.disconnect()
+
+    async def _start_profile(self, sensor: _Sensor, profile: Profile, link: _BleakLink) -> None:
+        """Start the profile's streams; each started stream becomes a StreamStarted event."""
+        # one io timeout per GATT operation (in the link); the whole dialogue is bounded too
+        async with asyncio.timeout(8 * self.options.io_timeout_s):
+            streams = await profile.start(link)
+        for stream in streams:
+            self._put(
+                StreamStarted(
+                    self._clock(),
+                    sensor.spec.key,
+                    sensor.session,
+                    profile.name,
+                    stream.name,
+                    stream.char_uuid,
+                    stream.measurement_type,
+                    stream.fs_hz,
+                    stream.factor,
+                )
+            )
+        logger.info(
+            "streams started",
+            extra={"sensor": sensor.spec.key, "streams": [s.name for s in streams]},
+        )
 
     async def _read(self, client: BleakClient, uuid: str) -> bytes | None:
         if client.services.get_characteristic(uuid) is None:
@@ -625,6 +675,51 @@ class DeviceManager:
         if raw:
             sensor.battery_pct = raw[0]
             self._put(BatteryLevel(self._clock(), sensor.spec.key, raw[0]))
+
+
+class _BleakLink:
+    """:class:`collector.profiles.GattLink` over a connected BleakClient.
+
+    Values of characteristics subscribed without a callback go to the
+    manager's queue as RawNotification records (``raw_callback``).
+    """
+
+    def __init__(
+        self,
+        client: BleakClient,
+        timeout_s: float,
+        raw_callback: Callable[[str], Callable[[BleakGATTCharacteristic, bytearray], None]],
+    ) -> None:
+        self._client = client
+        self._timeout_s = timeout_s
+        self._raw_callback = raw_callback
+
+    def has_characteristic(self, uuid: str) -> bool:
+        return self._client.services.get_characteristic(uuid) is not None
+
+    async def read(self, uuid: str) -> bytes:
+        async with asyncio.timeout(self._timeout_s):
+            return bytes(await self._client.read_gatt_char(uuid))
+
+    async def write(self, uuid: str, data: bytes) -> None:
+        async with asyncio.timeout(self._timeout_s):
+            await self._client.write_gatt_char(uuid, data, response=True)
+
+    async def subscribe(self, uuid: str, on_value: Notify | None = None) -> None:
+        if on_value is None:
+            callback = self._raw_callback(uuid)
+        else:
+            handler = on_value
+
+            def callback(_char: BleakGATTCharacteristic, data: bytearray) -> None:
+                handler(bytes(data))
+
+        async with asyncio.timeout(self._timeout_s):
+            await self._client.start_notify(uuid, callback)
+
+    async def unsubscribe(self, uuid: str) -> None:
+        async with asyncio.timeout(self._timeout_s):
+            await self._client.stop_notify(uuid)
 
 
 def _reason(exc: BaseException) -> str:

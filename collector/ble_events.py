@@ -117,5 +117,23 @@ class DeviceInfo(SensorEvent):
     body_location: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class StreamStarted(SensorEvent):
+    """A device profile started a stream on ``session`` (after SensorConnected).
+
+    ``stream`` is the profile's name for it (``hr``, ``rsc``, ``acc``, ``ppi``,
+    ``steps``, ``motion``); PMD streams give their measurement type, sample
+    rate and the start response's factor, which decoding needs.
+    """
+
+    session: int
+    profile: str
+    stream: str
+    char_uuid: str
+    measurement_type: int | None = None
+    fs_hz: float | None = None
+    factor: float | None = None
+
+
 BleItem = RawNotification | SensorEvent
 """Anything the manager puts on its queue."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from collector import wire
 from collector.gatt_uuids import uuid128
+from collector.profiles import AUTO, PROFILES
 from collector.tomlconfig import ConfigError, MqttSettings, Section, load_toml, mqtt_settings
 
 _ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
@@ -28,6 +29,7 @@ class SensorConfig:
     address: str | None
     name_pattern: str | None
     service_uuid: str | None
+    profile: str = "hrs"  # collector.profiles: hrs, polar_h10, polar_verity, pinetime, auto
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,11 @@ def _sensor(s: Section, gateway: str) -> SensorConfig:
             ) from None
     if sum(x is not None for x in (address, name_pattern, service_uuid)) != 1:
         raise s.error("address", "give exactly one of address, name_pattern or service_uuid")
+    profile = s.str("profile") or "hrs"
+    if profile != AUTO and profile not in PROFILES:
+        raise s.error(
+            "profile", f"{profile!r} is not one of {', '.join([AUTO, *sorted(PROFILES)])}"
+        )
     sensor = SensorConfig(
         key=key,
         participant=_id(s, "participant"),
@@ -227,6 +234,7 @@ def _sensor(s: Section, gateway: str) -> SensorConfig:
         address=address.upper() if address else None,
         name_pattern=name_pattern,
         service_uuid=service_uuid,
+        profile=profile,
     )
     s.reject_unknown()
     return sensor

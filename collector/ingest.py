@@ -28,6 +28,7 @@ from collector import gatt, redact, wire
 from collector.batcher import Batcher, Route
 from collector.beats import MAX_LATENCY_NS, BeatClock
 from collector.gatt_uuids import Characteristic
+from collector.profile_ingest import ProfileStreams
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class Ingest:
     #: BLE latency bound of the beat clocks, on the sample clock (a compressed
     #: simulation clock stretches real latency by its time scale)
     beat_latency_ns: int = MAX_LATENCY_NS
+    #: PMD ACC/PPI and InfiniTime motion streams (collector.profiles)
+    profile_streams: ProfileStreams = field(default_factory=ProfileStreams)
 
     def __post_init__(self) -> None:
         for key in self.routes:
@@ -122,6 +125,17 @@ class Ingest:
                         counts=None,
                     ),
                 )
+            elif self.profile_streams.handles(item.char_uuid):
+                if state.beat_session != item.session:  # PPI intervals use the beat clock
+                    state.beat_clock.reset()
+                    state.beat_session = item.session
+                emitted = self.profile_streams.notification(
+                    item,
+                    state.beat_clock,
+                    lambda stream, sample: self.batcher.add(route, stream, sample),
+                )
+                if not emitted:
+                    return
             else:
                 return
         except gatt.GattParseError as exc:
@@ -213,6 +227,11 @@ class Ingest:
                 dict(sorted(stats.breaks.items())),
             )
             self._status(route, ts, "disconnected", detail=item.reason)
+            self.profile_streams.stopped(
+                item.sensor_key, lambda stream, sample: self.batcher.add(route, stream, sample)
+            )
+        elif isinstance(item, ev.StreamStarted):
+            self.profile_streams.started(item)
         elif isinstance(item, ev.Gap):
             log.info(
                 "sensor %s: gap of %.1f s (%s)",

@@ -72,7 +72,11 @@ def _beat_latency_ns() -> int:
 def sensor_specs(sensors: tuple[SensorConfig, ...]) -> list[ble.SensorSpec]:
     return [
         ble.SensorSpec(
-            s.key, address=s.address, name_pattern=s.name_pattern, service_uuid=s.service_uuid
+            s.key,
+            address=s.address,
+            name_pattern=s.name_pattern,
+            service_uuid=s.service_uuid,
+            profile=s.profile,
         )
         for s in sensors
     ]

@@ -1,4 +1,4 @@
-"""Wire contract v1 (minor versions v1 and v1.1) between the gateway collector and processing.
+"""Wire contract v1 (minor versions v1, v1.1 and v1.2) between the gateway collector and processing.
 
 This module is the single definition of what travels over MQTT. It uses the
 standard library only, so the gateway needs nothing else to speak it, and
@@ -11,6 +11,7 @@ Topics
     ``features`` (data minimisation mode: per-window HRV computed on the
     gateway instead of raw ``hr``/``activity``) or ``selfreport``
     (questionnaire and EMA answers from a study app on the participant's
+    gateway) or ``accel`` (v1.2: accelerometer epochs reduced on the
     gateway). Names are pseudonyms, never people.
 ``wellsense/v1/<study>/_gateways/<gateway>/state``
     Retained ``online``/``offline`` (the offline one is the last will). After a
@@ -32,8 +33,10 @@ Topics
 Message (UTF-8 JSON object, at most ``MAX_MESSAGE_BYTES``)
 ------------------------------------------------------------
 ===============  =========================================================
-``schema``       ``"wellsense.v1"`` or ``"wellsense.v1.1"`` (adds ``beat_ns`` and
-                 ``rr_break`` to ``hr`` samples; everything else is the same)
+``schema``       ``"wellsense.v1"``, ``"wellsense.v1.1"`` (adds ``beat_ns`` and
+                 ``rr_break`` to ``hr`` samples; everything else is the same) or
+                 ``"wellsense.v1.2"`` (v1.1 plus the ``accel`` stream, which
+                 needs it)
 ``stream``       must equal the topic's stream
 ``study``        study id (must equal the topic's)
 ``participant``  participant pseudonym (must equal the topic's)
@@ -77,6 +80,14 @@ Sample kinds (timestamps ``ts_ns`` are ns since the Unix epoch, UTC):
   answered), "instrument": id, "items": {item name: finite number, ...}
   (1..MAX_SELFREPORT_ITEMS), "source": "app"|"web"|"paper"}``. ``device`` is
   the app or instrument source id (its own ``seq``), never a sensor's id.
+* ``accel`` (v1.2): accelerometer features of one device, reduced on the
+  gateway (``collector.accel_epochs``; raw acceleration stays there). An
+  epoch: ``{"ts_ns" (gateway time of its first sample), "epoch_s": 30|60,
+  "n_samples", "enmo_mg", "mad_mg" (float >= 0, milli-g), "counts_x",
+  "counts_y", "counts_z", "counts_vm" (float >= 0, activity counts per
+  epoch), "angle_z_deg" (float, -90..90)}``; a non-wear verdict of a 15-min
+  block: ``{"ts_ns" (block start), "block_s": 900, "nonwear": bool,
+  "window_complete": bool}``.
 
 Unknown fields are rejected (a typo must not silently drop data). Decoding
 errors are subclasses of :class:`WireError` and name the offending field.
@@ -96,7 +107,9 @@ from collector import safejson
 SCHEMA: Final = "wellsense.v1"
 #: Minor version 1.1: ``hr`` samples may carry ``beat_ns`` and ``rr_break``.
 SCHEMA_V1_1: Final = "wellsense.v1.1"
-SCHEMAS: Final = frozenset({SCHEMA, SCHEMA_V1_1})
+#: Minor version 1.2: the ``accel`` stream (only under this schema); else as v1.1.
+SCHEMA_V1_2: Final = "wellsense.v1.2"
+SCHEMAS: Final = frozenset({SCHEMA, SCHEMA_V1_1, SCHEMA_V1_2})
 #: Processing's successive-beat tolerance (``processing.features.rr_clean.GAP_TOLERANCE_MS``;
 #: a unit test keeps them equal): the beat clock's slide and break bounds derive from it.
 RR_GAP_TOLERANCE_MS: Final = 10.0
@@ -116,7 +129,14 @@ MAX_SAMPLES: Final = 10_000
 MAX_RR_PER_SAMPLE: Final = 512
 MAX_SEQ: Final = 2**63 - 1
 
-PARTICIPANT_STREAMS: Final = frozenset({"hr", "activity", "status", "features", "selfreport"})
+PARTICIPANT_STREAMS: Final = frozenset(
+    {"hr", "activity", "status", "features", "selfreport", "accel"}
+)
+#: Streams that need a minor version: stream -> the schema that introduced it.
+STREAM_SCHEMA: Final = {"accel": SCHEMA_V1_2}
+#: Accelerometer epoch lengths the gateway emits (collector.accel_epochs).
+ACCEL_EPOCHS_S: Final = frozenset({30, 60})
+ACCEL_BLOCK_S: Final = 900
 #: The HRV keys of ``processing.features.hrv.HRV_KEYS`` (a unit test keeps them
 #: equal; this module cannot import NumPy code) with the plausible range of each.
 HRV_FEATURE_BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -342,8 +362,43 @@ class SelfReportSample:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class AccelEpochSample:
+    """Accelerometer features of one epoch (``processing.features.accel``),
+    reduced on the gateway; ``ts_ns`` is the gateway time of its first sample."""
+
+    ts_ns: int
+    epoch_s: int
+    n_samples: int
+    enmo_mg: float
+    mad_mg: float
+    counts_x: float
+    counts_y: float
+    counts_z: float
+    counts_vm: float
+    angle_z_deg: float
+
+
+@dataclass(frozen=True, slots=True)
+class NonwearSample:
+    """Non-wear verdict of the ``block_s`` block starting at ``ts_ns``;
+    ``window_complete`` is False when the stream ended before its 60-min window."""
+
+    ts_ns: int
+    block_s: int
+    nonwear: bool
+    window_complete: bool
+
+
 Sample: TypeAlias = (
-    HrSample | ActivitySample | StatusSample | HealthSample | FeaturesSample | SelfReportSample
+    HrSample
+    | ActivitySample
+    | StatusSample
+    | HealthSample
+    | FeaturesSample
+    | SelfReportSample
+    | AccelEpochSample
+    | NonwearSample
 )
 
 
@@ -744,6 +799,58 @@ def _selfreport_items(value: Any, path: str) -> dict[str, float]:
     return items
 
 
+_ACCEL_EPOCH_KEYS: Final = frozenset(
+    {
+        "ts_ns",
+        "epoch_s",
+        "n_samples",
+        "enmo_mg",
+        "mad_mg",
+        "counts_x",
+        "counts_y",
+        "counts_z",
+        "counts_vm",
+        "angle_z_deg",
+    }
+)
+_NONWEAR_KEYS: Final = frozenset({"ts_ns", "block_s", "nonwear", "window_complete"})
+_MAX_COUNTS: Final = 1e7  # per epoch; far above any ActiGraph-style count
+_MAX_MG: Final = 1e5
+
+
+def _accel_sample(raw: Mapping[str, Any], p: str) -> AccelEpochSample | NonwearSample:
+    """An epoch, or a non-wear verdict when the sample has ``block_s``."""
+    ts_ns = _ts(_field(raw, "ts_ns", p), f"{p}ts_ns")
+    if "block_s" in raw:
+        _reject_unknown(raw, _NONWEAR_KEYS, p)
+        block_s = _int(raw["block_s"], f"{p}block_s", 1, 86_400)
+        if block_s != ACCEL_BLOCK_S:
+            raise FieldValueError(f"{p}block_s", f"must be {ACCEL_BLOCK_S}")
+        return NonwearSample(
+            ts_ns=ts_ns,
+            block_s=block_s,
+            nonwear=_bool(_field(raw, "nonwear", p), f"{p}nonwear"),
+            window_complete=_bool(_field(raw, "window_complete", p), f"{p}window_complete"),
+        )
+    _reject_unknown(raw, _ACCEL_EPOCH_KEYS, p)
+    epoch_s = _int(_field(raw, "epoch_s", p), f"{p}epoch_s", 1, 86_400)
+    if epoch_s not in ACCEL_EPOCHS_S:
+        raise FieldValueError(f"{p}epoch_s", f"must be one of {sorted(ACCEL_EPOCHS_S)}")
+    counts = {
+        k: _float(_field(raw, k, p), f"{p}{k}", 0.0, _MAX_COUNTS)
+        for k in ("counts_x", "counts_y", "counts_z", "counts_vm")
+    }
+    return AccelEpochSample(
+        ts_ns=ts_ns,
+        epoch_s=epoch_s,
+        n_samples=_int(_field(raw, "n_samples", p), f"{p}n_samples", 1, epoch_s * 1000),
+        enmo_mg=_float(_field(raw, "enmo_mg", p), f"{p}enmo_mg", 0.0, _MAX_MG),
+        mad_mg=_float(_field(raw, "mad_mg", p), f"{p}mad_mg", 0.0, _MAX_MG),
+        angle_z_deg=_float(_field(raw, "angle_z_deg", p), f"{p}angle_z_deg", -90.0, 90.0),
+        **counts,
+    )
+
+
 def _hr_sample_v1_1(raw: Mapping[str, Any], p: str) -> HrSample:
     return _hr_sample(raw, p, minor=True)
 
@@ -755,6 +862,7 @@ _SAMPLE_DECODERS: dict[str, Callable[[Mapping[str, Any], str], Sample]] = {
     "health": _health_sample,
     "features": _features_sample,
     "selfreport": _selfreport_sample,
+    "accel": _accel_sample,
 }
 
 
@@ -819,13 +927,15 @@ def _decode(payload: bytes, topic: str | None, dropped: list[DroppedSample] | No
     schema = _field(obj, "schema", "")
     if not isinstance(schema, str) or schema not in SCHEMAS:
         raise UnknownSchemaError(
-            "schema", f"{str(schema)[:40]!r} is not {SCHEMA!r} or {SCHEMA_V1_1!r}"
+            "schema",
+            f"{str(schema)[:40]!r} is not {SCHEMA!r}, {SCHEMA_V1_1!r} or {SCHEMA_V1_2!r}",
         )
     _reject_unknown(obj, _MESSAGE_KEYS, "")
     stream = _str(_field(obj, "stream", ""), "stream", 20)
     decoder = _SAMPLE_DECODERS.get(stream)
-    if decoder is None:
-        raise FieldValueError("stream", f"unknown stream {stream!r}")
+    needs = STREAM_SCHEMA.get(stream)
+    if decoder is None or (needs is not None and schema != needs):
+        raise FieldValueError("stream", f"unknown stream {stream!r} in {schema}")
     study = check_id(_field(obj, "study", ""), "study")
     participant_raw = _field(obj, "participant", "")
     if stream == "health":
@@ -853,7 +963,7 @@ def _decode(payload: bytes, topic: str | None, dropped: list[DroppedSample] | No
         raise FieldValueError("samples", "must not be empty")
     if len(samples_raw) > MAX_SAMPLES:
         raise FieldValueError("samples", f"more than {MAX_SAMPLES} samples")
-    if stream == "hr" and schema == SCHEMA_V1_1:
+    if stream == "hr" and schema != SCHEMA:
         decoder = _hr_sample_v1_1
     if dropped is None:
         samples = tuple(
@@ -915,11 +1025,12 @@ def _jsonable(sample: Sample) -> dict[str, Any]:
 def encode(message: Message) -> bytes:
     """Serialise a message; the result always decodes back to an equal message.
 
-    The schema is v1.1 if a sample carries a v1.1 field, else v1.
+    The schema is the stream's own (``accel``: v1.2), else v1.1 if a sample
+    carries a v1.1 field, else v1.
     """
     minor = any(isinstance(s, HrSample) and s.beat_ns is not None for s in message.samples)
     body: dict[str, Any] = {
-        "schema": SCHEMA_V1_1 if minor else SCHEMA,
+        "schema": STREAM_SCHEMA.get(message.stream, SCHEMA_V1_1 if minor else SCHEMA),
         "stream": message.stream,
         "study": message.study,
         "participant": message.participant,

@@ -143,7 +143,14 @@ class FeatureJobs:
             yield [named.get(c, "") for c in columns]
 
     def _per_minute(
-        self, participant: str, start_ns: int, end_ns: int, measurement: str, field: str, fn: str
+        self,
+        participant: str,
+        start_ns: int,
+        end_ns: int,
+        measurement: str,
+        field: str,
+        fn: str,
+        extra: str = "",
     ) -> FloatArray:
         """``fn`` (mean or sum) of one field per elapsed minute from ``start_ns`` (NaN = none).
 
@@ -151,7 +158,7 @@ class FeatureJobs:
         for this multi-day series; the day's own HR features still use them).
         """
         n = max(0, -(-(end_ns - start_ns) // MINUTE_NS))
-        keep = " and r._value > 0" if field == "hr_bpm" else ""
+        keep = " and r._value > 0" if field == "hr_bpm" else extra
         flux = self._range(
             start_ns,
             end_ns,
@@ -176,14 +183,20 @@ class FeatureJobs:
         return int(dt.datetime.combine(day, dt.time(12), self._tz).timestamp()) * NS
 
     def _minutes(self, unit: Unit) -> Minutes:
-        """HR and steps per minute from local noon seven days before the day to its end."""
+        """HR, steps and accelerometer epochs per minute from local noon seven days
+        before the day to its end."""
         start = self._noon_before(unit.start_ns, RHYTHM_DAYS)
         hr = self._per_minute(unit.participant, start, unit.end_ns, "hr", "hr_bpm", "mean")
         steps = self._per_minute(unit.participant, start, unit.end_ns, "activity", "steps", "sum")
         t = start + np.arange(hr.size, dtype=np.int64) * MINUTE_NS
-        # Accelerometer epochs (counts, z-angle) slot in here as Minutes.counts /
-        # .angle_z_deg once the service stores the gateway's epoch records.
-        return Minutes(start, local_seconds(t, self.timezone), hr, steps)
+        # The gateway's accelerometer epochs (accel_epoch): vector-magnitude counts of
+        # the 60-s epochs summed per minute, the 30-s epochs' z-angle averaged.
+        args = (unit.participant, start, unit.end_ns, "accel_epoch")
+        counts = self._per_minute(*args, "counts_vm", "sum", ' and r.epoch == "60"')
+        angle = self._per_minute(*args, "angle_z_deg", "mean", ' and r.epoch == "30"')
+        if not np.isfinite(counts).any() and not np.isfinite(angle).any():
+            return Minutes(start, local_seconds(t, self.timezone), hr, steps)
+        return Minutes(start, local_seconds(t, self.timezone), hr, steps, counts, angle)
 
     def _windows(self, unit: Unit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Start (ns), RMSSD (ms, NaN if undefined) and "usable" of the day's HRV windows.

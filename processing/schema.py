@@ -75,6 +75,24 @@ MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
         ("state", "status", "attempts", "error"),
     ),
     "self_report": (("study", "participant", "instrument"), ("<items>",)),
+    "accel_epoch": (
+        ("study", "participant", "device", "epoch"),
+        (
+            "enmo_mg",
+            "mad_mg",
+            "counts_x",
+            "counts_y",
+            "counts_z",
+            "counts_vm",
+            "angle_z_deg",
+            "n_samples",
+            "seq",
+        ),
+    ),
+    "accel_nonwear": (
+        ("study", "participant", "device"),
+        ("nonwear", "window_complete", "block_s", "seq"),
+    ),
 }
 
 FieldValue = int | float | bool | str
@@ -248,6 +266,8 @@ def _message_lines(m: wire.Message) -> Iterator[str]:
         yield from _features_lines(m)
     elif m.stream == "selfreport":
         yield from self_report_lines(_wire_answers(m), study)
+    elif m.stream == "accel":
+        yield from _accel_lines(m, tags)
     else:  # pragma: no cover - the wire contract knows no other stream
         raise ValueError(f"unknown stream {m.stream!r}")
 
@@ -290,6 +310,36 @@ def clock_step_line(m: wire.Message, start_ns: int, until_ns: int) -> str:
     )
     assert text is not None
     return text
+
+
+def _accel_lines(m: wire.Message, tags: str) -> Iterator[str]:
+    """``accel_epoch`` points (tag ``epoch``: "30" or "60", so both lengths of
+    one start time are separate series) and ``accel_nonwear`` points."""
+    for s in m.samples:
+        if isinstance(s, wire.NonwearSample):
+            yield (
+                f"accel_nonwear,{tags} nonwear={'true' if s.nonwear else 'false'},"
+                f"window_complete={'true' if s.window_complete else 'false'},"
+                f"block_s={s.block_s}i,seq={m.seq}i {s.ts_ns}"
+            )
+            continue
+        assert isinstance(s, wire.AccelEpochSample)
+        fields = ",".join(
+            f"{key}={float(getattr(s, key))!r}"
+            for key in (
+                "enmo_mg",
+                "mad_mg",
+                "counts_x",
+                "counts_y",
+                "counts_z",
+                "counts_vm",
+                "angle_z_deg",
+            )
+        )
+        yield (
+            f"accel_epoch,device={m.device},epoch={s.epoch_s},participant={m.participant},"
+            f"study={m.study} {fields},n_samples={s.n_samples}i,seq={m.seq}i {s.ts_ns}"
+        )
 
 
 #: ``source`` tag of ``hrv_window`` points computed on a gateway (data

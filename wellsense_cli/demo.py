@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -283,6 +284,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 run, py, sim_env, time.monotonic() - started, args.seconds, strap_off
             )
         _say("      day over: stopping the collector (it flushes its outbox first) ...")
+        _say(_emulator_line(py, sim_env, run.time_scale))
         _stop(collector)
         _say("      letting processing finish the last windows and daily features ...")
         _wait_for_features(env, run, window)
@@ -326,6 +328,28 @@ def _strap_off_script(
             check=False,
         )
     return state
+
+
+def _emulator_line(py: str, sim_env: dict[str, str], run_scale: float) -> str:
+    """What the straps sent, and how late (the chain's limit shows up as lag)."""
+    out = subprocess.run(
+        [py, "-m", "wellsense_sim", "ctl", "--bus", sim_env["DBUS_SYSTEM_BUS_ADDRESS"], "stats"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    try:
+        stats = json.loads(out.stdout)
+    except ValueError:
+        return "      (emulator statistics unavailable)"
+    sent = sum(int(s["hr_notifications"]) for s in stats)
+    lag_s = max((float(s["max_delivery_lag_ms"]) for s in stats), default=0.0) / 1000
+    return (
+        f"      straps sent {sent:,} heart-rate notifications, each on its strap's own 1 s "
+        f"cadence; the latest went out {lag_s:,.0f} simulated s "
+        f"({1000 * lag_s / run_scale:,.0f} ms real) after its time"
+    )
 
 
 def _wait_for_features(env: dict[str, str], run: Run, window: tuple[str, str]) -> None:

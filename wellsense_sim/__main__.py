@@ -2,6 +2,8 @@
 
     python -m wellsense_sim run --participants 3 --time-scale 720
     python -m wellsense_sim run --config sim.toml --env-file /tmp/sim.env
+    python -m wellsense_sim run --time-scale 60 --truth-log truth.jsonl \
+        --wearable C0:FF:EE:00:00:01,replay=nsr001_rr_secs.txt.gz,replay_offset_s=3600
     python -m wellsense_sim ctl --bus ADDRESS disconnect C0:FF:EE:00:00:01
 
 ``run`` starts a private dbus-daemon unless ``--bus`` is given, prints
@@ -71,7 +73,11 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="ADDR[,key=value...]", help="add one wearable (repeatable)")
     run.add_argument("--time-scale", type=float, help="simulated seconds per real second")
     run.add_argument("--epoch", help="simulated start: ns since 1970 or ISO 8601 (default now)")
-    run.add_argument("--max-notify-hz", type=float, help="notifications/s cap per device")
+    run.add_argument("--max-notify-hz", type=float,
+                     help="RSC/battery updates per real second and device (heart rate follows "
+                          "the strap's own cadence)")
+    run.add_argument("--truth-log", type=Path,
+                     help="write each heart rate notification's ground truth here (JSON lines)")
     run.add_argument("--advert-interval", type=float, help="seconds between advertisements")
     run.add_argument("--env-file", type=Path, help="also write the KEY=value lines here")
     run.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
@@ -98,9 +104,13 @@ async def _serve(args: argparse.Namespace, bus_address: str) -> None:
         bus_address, clock=SimClock(params),
         max_notify_hz=args.max_notify_hz or float(options.get("max_notify_hz",
                                                               DEFAULT_MAX_NOTIFY_HZ)),
-        advert_interval_s=args.advert_interval or float(options.get("advert_interval_s", 0.5)))
+        advert_interval_s=args.advert_interval or float(options.get("advert_interval_s", 0.5)),
+        truth_log=args.truth_log or options.get("truth_log"))
     for config in wearables:
-        emulator.add_wearable(config)
+        try:
+            emulator.add_wearable(config)
+        except ValueError as exc:
+            raise ConfigError(f"wearable {config.address}: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

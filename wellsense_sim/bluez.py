@@ -51,7 +51,9 @@ def bluez_error(kind: str, text: str) -> DBusError:
 
 
 def uuid128(short: str) -> str:
-    """16-bit SIG UUID ("180d") -> 128-bit lowercase UUID string."""
+    """16-bit SIG UUID ("180d") -> 128-bit lowercase UUID string (128-bit ones pass)."""
+    if len(short) == 36:
+        return short.lower()
     return f"0000{short.lower()}-0000-1000-8000-00805f9b34fb"
 
 
@@ -254,7 +256,7 @@ class GattCharacteristic1(ServiceInterface):
 
     @dbus_method()
     def WriteValue(self, value: DBusBytes, options: DBusDict):
-        raise bluez_error("NotPermitted", "Write not permitted")
+        self._owner.write(bytes(value))
 
     @dbus_method()
     def StartNotify(self):

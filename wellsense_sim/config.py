@@ -63,6 +63,9 @@ def load_toml(path: str | Path) -> tuple[dict[str, Any], list[WearableConfig]]:
     unknown = set(doc) - {"emulator", "wearable"}
     if unknown:
         raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}")
-    wearables = [wearable_from_dict(t, f"wearable[{i}]")
-                 for i, t in enumerate(doc.get("wearable", []))]
+    tables = [dict(t) for t in doc.get("wearable", [])]
+    for t in tables:  # a relative recording path is relative to the TOML file
+        if t.get("replay") and not Path(str(t["replay"])).is_absolute():
+            t["replay"] = str(Path(path).parent / str(t["replay"]))
+    wearables = [wearable_from_dict(t, f"wearable[{i}]") for i, t in enumerate(tables)]
     return dict(doc.get("emulator", {})), wearables

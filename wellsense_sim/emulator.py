@@ -16,10 +16,25 @@ Behaviour copied from BlueZ where bleak depends on it:
 - a device out of range disappears from the bus (like BlueZ expiring a
   temporary device), so scans miss it and ``Connect`` fails.
 
-Everything runs on one asyncio loop. Time comes from a :class:`SimClock`;
-with ``time_scale > 1`` each notification covers more simulated time
-(carrying every RR interval of that span) so that the D-Bus rate stays at
-``max_notify_hz`` per device.
+Everything runs on one asyncio loop. Time comes from a :class:`SimClock`.
+Heart Rate Measurements follow each strap's own cadence
+(:mod:`wellsense_sim.strap`: 1 s of the sensor's drifting clock by default,
+independent of the beats, with BLE latency and lost notifications) at any
+time compression: a notification is delivered when the sim clock reaches its
+arrival time, so at ``time_scale`` 720 a strap sends 720 notifications per
+real second (if D-Bus cannot take them that fast, deliveries wait for
+its backlog to drain and are counted late). Only the Running Speed and
+Cadence and battery updates are
+stepped: at most ``max_notify_hz`` per device, each covering a longer span
+of simulated time when time is compressed (they carry states, not events).
+
+With a truth log (``truth_log``), every Heart Rate Measurement is written
+as one JSON line once its fate is known: ``address``, ``connection`` (1, 2,
+... per device), ``index`` (per connection), ``sent_ns``, ``received_ns``
+(true times), ``rr_ms`` and ``beat_ns`` (the true time of the beat ending
+each RR value), ``contact`` and ``fate``: ``delivered`` (with
+``delivered_ns``, the sim time it went out on D-Bus), ``lost`` (on the air)
+or ``undelivered`` (in flight when the connection ended).
 """
 
 from __future__ import annotations
@@ -27,11 +42,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -39,15 +57,22 @@ from dbus_fast.constants import NameFlag, RequestNameReply
 
 from wellsense_sim import bluez
 from wellsense_sim.clock import SimClock, SimClockParams
-from wellsense_sim.wearable import Wearable, WearableConfig
+from wellsense_sim.motion import MotionModel
+from wellsense_sim.pmd_frames import encode_delta_frame
+from wellsense_sim.pmd_service import ACC, PPI, PmdServiceModel, polar_h10_offer, verity_sense_offer
+from wellsense_sim.strap import StrapCadence
+from wellsense_sim.wearable import HrNotification, Wearable, WearableConfig
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_PATH = "/org/bluez/hci0"
 CONTROL_NAME = "org.wellsense.Sim"
+#: Cap on RSC and battery updates per device and real second (not heart rate).
 DEFAULT_MAX_NOTIFY_HZ = 20.0
-#: Simulated seconds per notification at normal speed (straps notify ~1 Hz).
+#: Simulated seconds between RSC updates at normal speed (sensors notify ~1 Hz).
 BASE_SPAN_S = 1.0
+#: A delivery later than this (sim time) after its arrival time counts as late.
+LATE_MS = 50.0
 
 # (service uuid16, handle, [(char uuid16, handle, flags)])
 _GATT_LAYOUT: tuple[tuple[str, int, tuple[tuple[str, int, tuple[str, ...]], ...]], ...] = (
@@ -57,6 +82,26 @@ _GATT_LAYOUT: tuple[tuple[str, int, tuple[tuple[str, int, tuple[str, ...]], ...]
                       ("2a25", 0x0019, ("read",)), ("2a26", 0x001B, ("read",)))),
     ("1814", 0x0020, (("2a53", 0x0021, ("notify",)), ("2a54", 0x0024, ("read",)))),
 )
+PMD_SERVICE = "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
+PMD_CP = "fb005c81-02e7-f387-1cad-8acd2d8df0c8"
+PMD_DATA = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
+MOTION_SERVICE = "00030000-78fc-48fe-8e23-433b3a1942d0"
+STEP_COUNT = "00030001-78fc-48fe-8e23-433b3a1942d0"
+RAW_MOTION = "00030002-78fc-48fe-8e23-433b3a1942d0"
+#: Extra services per simulated device model (``WearableConfig.device``).
+_Layout = tuple[tuple[str, int, tuple[tuple[str, int, tuple[str, ...]], ...]], ...]
+_MODEL_LAYOUT: dict[str, _Layout] = {
+    "polar_h10": ((PMD_SERVICE, 0x0030, ((PMD_CP, 0x0031, ("read", "write", "indicate")),
+                                          (PMD_DATA, 0x0034, ("notify",)))),),
+    "polar_verity": ((PMD_SERVICE, 0x0030, ((PMD_CP, 0x0031, ("read", "write", "indicate")),
+                                            (PMD_DATA, 0x0034, ("notify",)))),),
+    "pinetime": ((MOTION_SERVICE, 0x0040, ((STEP_COUNT, 0x0041, ("read", "notify")),
+                                           (RAW_MOTION, 0x0044, ("read", "notify")))),),
+}
+#: ACC samples per PMD frame (the H10 sends ~36 at 50 Hz within a 244-octet MTU).
+ACC_FRAME_SAMPLES = 36
+#: Sensor clock of Polar devices: ns since 2000-01-01 UTC.
+_POLAR_EPOCH_NS = 946_684_800 * 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -70,9 +115,18 @@ class DeviceStats:
     connects: int = 0
     disconnects: int = 0
     connect_failures: int = 0
-    hr_notifications: int = 0
-    rr_values: int = 0
+    hr_notifications: int = 0  # delivered over D-Bus
+    rr_values: int = 0  # RR values in delivered notifications
+    hr_lost: int = 0  # lost on the air (configured loss)
+    hr_undelivered: int = 0  # in flight when the connection ended
+    late_deliveries: int = 0  # delivered more than LATE_MS (sim) after their arrival time
+    max_delivery_lag_ms: float = 0.0  # sim time, delivery after arrival time
+    backpressure_waits: int = 0  # deliveries put off because D-Bus had a backlog
     rsc_notifications: int = 0
+    pmd_requests: int = 0
+    acc_frames: int = 0
+    ppi_frames: int = 0
+    step_notifications: int = 0
     last_disconnect_reason: str = ""
 
 
@@ -119,6 +173,7 @@ class CharacteristicState:
         self._sessions.add(sender)
         if not was:
             self.iface.emit_properties_changed({"Notifying": True})
+            self.device.notifying_changed(self, True)
 
     def stop_notify(self) -> None:
         """Answer ``StopNotify`` for the calling client."""
@@ -136,6 +191,15 @@ class CharacteristicState:
             self._sessions.discard(sender)
         if was and not self.notifying:
             self.iface.emit_properties_changed({"Notifying": False})
+            self.device.notifying_changed(self, False)
+
+    def write(self, value: bytes) -> None:
+        """Answer ``WriteValue`` (with response)."""
+        if "write" not in self.flags:
+            raise bluez.bluez_error("NotPermitted", "Write not permitted")
+        if not self.device.connected:
+            raise bluez.bluez_error("NotConnected", "Not Connected")
+        self.device.written(self, value)
 
     def notify(self, value: bytes) -> None:
         """Send a notification (a ``Value`` change) if anyone listens."""
@@ -166,6 +230,18 @@ class DeviceState:
         self._last_battery = -1
         self._services: list[tuple[str, bluez.GattService1]] = []
         self.chars: dict[str, CharacteristicState] = {}
+        #: the strap's schedule while someone listens to heart rate
+        self.cadence: StrapCadence | None = None
+        self.connection = 0
+        self._inflight: deque[HrNotification] = deque()
+        #: the device model's PMD control point (Polar models) and motion state
+        offers = {"polar_h10": polar_h10_offer, "polar_verity": verity_sense_offer}
+        self.pmd = (PmdServiceModel(offers[config.device]())
+                    if config.device in offers else None)
+        self.motion = MotionModel(self.wearable.model, config.seed)
+        self._acc_next_ns: int | None = None  # sim time of the next ACC sample
+        self._steps = 0.0
+        self._steps_sent = -1
         self._build_gatt()
 
     def _build_gatt(self) -> None:
@@ -174,7 +250,11 @@ class DeviceState:
             uuid: functools.partial(bytes, value) for uuid, value in static.items()}
         readers["2a19"] = lambda: bytes(
             [self.wearable.battery_pct(self.emulator.clock.now_ns())])
-        for svc_uuid, handle, chars in _GATT_LAYOUT:
+        if self.pmd is not None:
+            readers[PMD_CP] = self.pmd.feature_value
+        readers[STEP_COUNT] = lambda: int(self._steps).to_bytes(4, "little")
+        readers[RAW_MOTION] = lambda: self._raw_motion(self.emulator.clock.now_ns())
+        for svc_uuid, handle, chars in _GATT_LAYOUT + _MODEL_LAYOUT.get(self.config.device, ()):
             if svc_uuid == "1814" and not self.config.rsc:
                 continue
             svc_path = f"{self.path}/service{handle:04x}"
@@ -266,6 +346,9 @@ class DeviceState:
             char.drop_session()
             if bus is not None:
                 bus.unexport(char.path, char.iface)
+        if self.pmd is not None:
+            self.pmd.stop_all()  # a Polar sensor ends its streams with the link
+        self._acc_next_ns = None
         if bus is not None:
             for path, svc in self._services:
                 bus.unexport(path, svc)
@@ -281,22 +364,142 @@ class DeviceState:
         for char in self.chars.values():
             char.drop_session(sender)
 
-    # --- periodic work -------------------------------------------------------
-    def tick(self) -> None:
-        """Advance the wearable to now and send what it produced."""
+    # --- PMD control point, ACC and PPI; InfiniTime motion ---------------------
+    def written(self, char: CharacteristicState, value: bytes) -> None:
+        """A client wrote ``value``: the PMD control point answers with an indication."""
+        if self.pmd is None or char.uuid != PMD_CP:
+            raise bluez.bluez_error("NotPermitted", "Write not permitted")
+        self.stats.pmd_requests += 1
+        was_acc = ACC in self.pmd.running
+        answer = self.pmd.handle(value)
+        char.notify(answer)
+        if ACC in self.pmd.running and not was_acc:
+            self._acc_next_ns = self.emulator.clock.now_ns()
+        elif ACC not in self.pmd.running:
+            self._acc_next_ns = None
+
+    def _raw_motion(self, now_ns: int) -> bytes:
+        x, y, z = self.motion.sample_mg(now_ns)
+        return b"".join(max(-32768, min(32767, v)).to_bytes(2, "little", signed=True)
+                        for v in (x, y, z))
+
+    def _send_acc(self, now_ns: int) -> None:
+        """ACC frames for the samples due by ``now_ns`` (whole frames only)."""
+        if self.pmd is None or self._acc_next_ns is None:
+            return
+        settings = self.pmd.running.get(ACC)
+        data = self.chars[PMD_DATA]
+        if settings is None or not data.notifying:
+            return
+        period_ns = 1_000_000_000 / settings[0]
+        frame_ns = round(ACC_FRAME_SAMPLES * period_ns)
+        if now_ns - self._acc_next_ns > 60 * 1_000_000_000:  # fell far behind: a gap
+            self._acc_next_ns = now_ns - frame_ns
+        factor = self.pmd.offers[ACC].factor or 1.0
+        while self._acc_next_ns + frame_ns <= now_ns:
+            t0 = self._acc_next_ns
+            times = [t0 + round(i * period_ns) for i in range(ACC_FRAME_SAMPLES)]
+            samples = [tuple(round(v / factor) for v in self.motion.sample_mg(t))
+                       for t in times]
+            data.notify(encode_delta_frame(times[-1] - _POLAR_EPOCH_NS, samples))
+            self.stats.acc_frames += 1
+            self._acc_next_ns = t0 + frame_ns
+
+    def _send_ppi(self, n: HrNotification) -> None:
+        """Verity Sense: the beats of a strap notification as a PMD PPI frame."""
+        if self.pmd is None or PPI not in self.pmd.running or not n.note.rr_ms:
+            return
+        data = self.chars[PMD_DATA]
+        if not data.notifying:
+            return
+        flags = 0b110 if n.contact else 0b100  # skin contact supported (+ present)
+        body = b"".join(
+            bytes([min(255, round(60_000 / rr))]) + round(rr).to_bytes(2, "little")
+            + (8).to_bytes(2, "little") + bytes([flags])
+            for rr in n.note.rr_ms)
+        sensor_ts = n.note.received_ns - _POLAR_EPOCH_NS
+        data.notify(bytes([PPI]) + sensor_ts.to_bytes(8, "little") + b"\x00" + body)
+        self.stats.ppi_frames += 1
+
+    def _send_steps(self, now_ns: int) -> None:
+        """PineTime: notify the step count when it changed, and the raw motion."""
+        if STEP_COUNT not in self.chars:
+            return
+        steps = self.chars[STEP_COUNT]
+        if steps.notifying and int(self._steps) != self._steps_sent:
+            self._steps_sent = int(self._steps)
+            steps.notify(self._steps_sent.to_bytes(4, "little"))
+            self.stats.step_notifications += 1
+        motion = self.chars[RAW_MOTION]
+        if motion.notifying:
+            motion.notify(self._raw_motion(now_ns))
+
+    # --- heart rate on the strap's cadence -----------------------------------
+    def notifying_changed(self, char: CharacteristicState, on: bool) -> None:
+        """A characteristic's notifications turned on or off (for all clients)."""
+        if char is not self.chars["2a37"]:
+            return
+        if on:
+            self.connection += 1
+            self.cadence = self.wearable.start_strap(self.emulator.clock.now_ns())
+            return
+        self.cadence = None
+        for n in self._inflight:
+            self.stats.hr_undelivered += 1
+            self.emulator.truth(self, n, "undelivered")
+        self._inflight.clear()
+
+    def pump(self, now_ns: int) -> None:
+        """Send what the strap's cadence has due by ``now_ns``; deliver what has arrived."""
+        cadence = self.cadence
+        if cadence is not None:
+            while cadence.next_send_ns <= now_ns:
+                n = self.wearable.strap_send(cadence)
+                if n.note.lost:
+                    self.stats.hr_lost += 1
+                    self.emulator.truth(self, n, "lost")
+                else:
+                    self._inflight.append(n)
+        hr = self.chars["2a37"]
+        while self._inflight and self._inflight[0].note.received_ns <= now_ns:
+            if self.emulator.bus_backlogged():
+                self.stats.backpressure_waits += 1
+                return  # D-Bus is not keeping up: deliver late rather than break the bus
+            n = self._inflight.popleft()
+            hr.notify(n.payload)
+            self._send_ppi(n)
+            self.stats.hr_notifications += 1
+            self.stats.rr_values += len(n.note.rr_ms)
+            lag_ms = (now_ns - n.note.received_ns) / 1e6
+            if lag_ms > LATE_MS:
+                self.stats.late_deliveries += 1
+            self.stats.max_delivery_lag_ms = max(self.stats.max_delivery_lag_ms, lag_ms)
+            self.emulator.truth(self, n, "delivered", now_ns)
+
+    def next_event_ns(self) -> int | None:
+        """Sim time of the next send or delivery (``None``: nothing scheduled)."""
+        times = []
+        if self.cadence is not None:
+            times.append(self.cadence.next_send_ns)
+        if self._inflight:
+            times.append(self._inflight[0].note.received_ns)
+        return min(times) if times else None
+
+    # --- movement and battery (stepped) ---------------------------------------
+    def step_body(self) -> None:
+        """Advance movement to now; send RSC and battery changes."""
         now = self.emulator.clock.now_ns()
-        tick = self.wearable.advance(now)
+        span_s = max(0.0, (now - self.wearable.body_ns) / 1e9)
+        rsc_payload = self.wearable.advance_body(now)
+        if STEP_COUNT in self.chars:  # the watch counts steps whether connected or not
+            self._steps += self.motion.steps_per_s(now) * span_s
         if not self.connected:
             return
-        hr = self.chars["2a37"]
-        if hr.notifying:
-            for payload in tick.hr:
-                hr.notify(payload)
-            self.stats.hr_notifications += len(tick.hr)
-            self.stats.rr_values += tick.beats
+        self._send_acc(now)
+        self._send_steps(now)
         rsc = self.chars.get("2a53")
-        if rsc is not None and tick.rsc is not None and rsc.notifying:
-            rsc.notify(tick.rsc)
+        if rsc is not None and rsc_payload is not None and rsc.notifying:
+            rsc.notify(rsc_payload)
             self.stats.rsc_notifications += 1
         level = self.wearable.battery_pct(now)
         if level != self._last_battery:
@@ -368,6 +571,42 @@ class AdapterState:
         asyncio.get_running_loop().call_later(self.emulator.advert_interval_s, device.export)
 
 
+class _NonBlockingSend:
+    """A socket whose ``send`` reports a full buffer as 0 bytes written.
+
+    dbus-fast's writer (like python-dbus-next's, issue 153 there) treats
+    ``BlockingIOError`` from ``send`` as a broken connection and drops the
+    bus. On a non-blocking socket it only means "nothing written yet": the
+    writer then keeps its buffer and waits until the socket is writable,
+    which is what it does after any partial write.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: Any) -> int:
+        try:
+            return int(self._sock.send(data))
+        except BlockingIOError:
+            return 0
+
+    def sendmsg(self, *args: Any) -> int:
+        try:
+            return int(self._sock.sendmsg(*args))
+        except BlockingIOError:
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _survive_full_socket(bus: MessageBus) -> None:
+    """Make the bus's writer wait on a full socket buffer instead of disconnecting."""
+    writer = getattr(bus, "_writer", None)
+    if writer is not None and hasattr(writer, "sock"):
+        writer.sock = _NonBlockingSend(writer.sock)
+
+
 class Emulator:
     """A fake ``org.bluez`` on a (private) bus, with simulated wearables.
 
@@ -379,11 +618,13 @@ class Emulator:
     Args:
         bus_address: D-Bus address to serve on (``None``: the system bus).
         clock: simulated time; real time when ``None``.
-        max_notify_hz: cap on notifications per second per device and
-            characteristic; compressed time puts more RR into each.
+        max_notify_hz: cap on RSC and battery updates per real second and
+            device (heart rate follows the strap's own cadence instead).
         advert_interval_s: mean real time between advertisements while scanning.
         connect_delay_s: real time a ``Connect`` takes.
         adapter_address: address of ``hci0``.
+        truth_log: write every Heart Rate Measurement's ground truth here
+            (JSON lines, see the module docstring).
     """
 
     def __init__(
@@ -395,6 +636,7 @@ class Emulator:
         advert_interval_s: float = 0.5,
         connect_delay_s: float = 0.05,
         adapter_address: str = "00:1A:7D:DA:71:13",
+        truth_log: str | Path | None = None,
     ) -> None:
         if max_notify_hz <= 0:
             raise ValueError("max_notify_hz must be > 0")
@@ -409,16 +651,57 @@ class Emulator:
         self.adapter = AdapterState(self, adapter_address)
         self.devices: dict[str, DeviceState] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.truth_log = Path(truth_log) if truth_log else None
+        self._truth: IO[str] | None = None
 
     @property
-    def span_s(self) -> float:
-        """Simulated seconds covered by one notification."""
+    def body_span_s(self) -> float:
+        """Simulated seconds covered by one RSC update."""
         return max(BASE_SPAN_S, self.clock.time_scale / self.max_notify_hz)
 
     @property
-    def notify_period_s(self) -> float:
-        """Real seconds between two notifications of one device."""
-        return self.span_s / self.clock.time_scale
+    def body_period_s(self) -> float:
+        """Real seconds between two RSC updates of one device."""
+        return self.body_span_s / self.clock.time_scale
+
+    def bus_backlogged(self) -> bool:
+        """Whether our D-Bus connection still has output waiting for the socket.
+
+        The receivers (dbus-daemon, bleak) can fall behind straps notifying
+        thousands of times per real second. Heart rate deliveries then wait
+        for the backlog to drain (late deliveries, counted) rather than pile
+        up in memory; see also :class:`_NonBlockingSend`.
+        """
+        writer = getattr(self.bus, "_writer", None)
+        if writer is None:
+            return False
+        return getattr(writer, "buf", None) is not None or bool(getattr(writer, "messages", ()))
+
+    def open_truth_log(self) -> None:
+        """Start appending to the truth log (done by :meth:`start`)."""
+        if self.truth_log is not None and self._truth is None:
+            self._truth = self.truth_log.open("a", encoding="utf-8")
+
+    def close_truth_log(self) -> None:
+        """Flush and close the truth log (done by :meth:`stop`)."""
+        if self._truth is not None:
+            self._truth.close()
+            self._truth = None
+
+    def truth(self, device: DeviceState, n: HrNotification, fate: str,
+              delivered_ns: int | None = None) -> None:
+        """Write one notification's ground truth to the truth log, if any."""
+        if self._truth is None:
+            return
+        note = n.note
+        record: dict[str, Any] = {
+            "address": device.config.address, "connection": device.connection,
+            "index": note.index, "sent_ns": note.sent_ns, "received_ns": note.received_ns,
+            "rr_ms": list(note.rr_ms), "beat_ns": list(note.beat_ns), "contact": n.contact,
+            "fate": fate}
+        if delivered_ns is not None:
+            record["delivered_ns"] = delivered_ns
+        self._truth.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     # --- lifecycle ---------------------------------------------------------
     async def __aenter__(self) -> Emulator:
@@ -432,11 +715,13 @@ class Emulator:
         """Connect, export hci0, own ``org.bluez`` and start ticking."""
         from wellsense_sim.control import SimControlInterface
 
+        self.open_truth_log()
         if self.bus_address is None:
             bus = MessageBus(bus_type=BusType.SYSTEM)
         else:
             bus = MessageBus(bus_address=self.bus_address)
         await bus.connect()
+        _survive_full_socket(bus)
         self.bus = bus
         bus.add_message_handler(self._on_message)
         await self._add_match(
@@ -468,6 +753,7 @@ class Emulator:
             with contextlib.suppress(Exception):
                 await self.bus.wait_for_disconnect()
             self.bus = None
+        self.close_truth_log()
 
     async def _add_match(self, rule: str) -> None:
         assert self.bus is not None
@@ -496,19 +782,36 @@ class Emulator:
             device.drop_client(sender)
 
     async def _ticker(self) -> None:
+        # One loop for every device: sleep until the next strap send or
+        # delivery (sim time converted to real), or the next RSC step.
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        body_due = loop.time()
+        scale = self.clock.time_scale
         while True:
-            due += self.notify_period_s
-            delay = due - loop.time()
-            if delay < -5 * self.notify_period_s:
-                due = loop.time()  # fell far behind (suspended): do not burst
-            await asyncio.sleep(max(0.0, delay))
+            now = self.clock.now_ns()
             for device in list(self.devices.values()):
                 try:
-                    device.tick()
+                    device.pump(now)
                 except Exception:
-                    logger.exception("tick failed", extra={"address": device.config.address})
+                    logger.exception("pump failed", extra={"address": device.config.address})
+            if loop.time() >= body_due:
+                body_due += self.body_period_s
+                if body_due < loop.time() - 5 * self.body_period_s:
+                    body_due = loop.time()  # fell far behind (suspended): do not burst
+                for device in list(self.devices.values()):
+                    try:
+                        device.step_body()
+                    except Exception:
+                        logger.exception("step failed", extra={"address": device.config.address})
+                if self._truth is not None:
+                    self._truth.flush()
+            wait_s = body_due - loop.time()
+            events = [t for d in self.devices.values() if (t := d.next_event_ns()) is not None]
+            if events:
+                wait_s = min(wait_s, (min(events) - self.clock.now_ns()) / 1e9 / scale)
+            if self.bus_backlogged():
+                wait_s = max(wait_s, 0.001)  # let the writer drain; do not spin
+            await asyncio.sleep(max(0.0, min(wait_s, 0.1)))
 
     async def _advertiser(self) -> None:
         rng = random.Random("advertiser")

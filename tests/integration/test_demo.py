@@ -31,7 +31,7 @@ def test_demo_runs_a_compressed_day_and_reports_per_participant() -> None:
                 "--participants",
                 "2",
                 "--seconds",
-                "40",
+                "120",  # x720: 1,440 notifications/s; strap off 10:00-14:00 (10 s polling)
                 "--dir",
                 str(work / "demo"),
                 "--services-dir",

@@ -264,3 +264,83 @@ def test_a_strap_week_stores_sleep_and_rhythm_fields(pipeline: Pipeline) -> None
     assert week_end["hrv_night_windows"] == 2
     assert week_end["ln_rmssd_night"] == pytest.approx(float(np.median(np.log([30.0, 50.0]))))
     assert "counts_is_7d" not in week_end  # no accelerometer: absent, not zero
+
+
+ACC_P = "p-acc"
+
+
+def test_accelerometer_epochs_drive_sleep_and_count_rhythm(pipeline: Pipeline) -> None:
+    """The same strap week plus the gateway's accelerometer epochs, stored from
+    wire ``accel`` messages: the daily job reads them back per minute, so the
+    night comes from the z-angle (HDCZA) and counts_* rhythm fields appear."""
+    from collector import wire
+    from tests.unit.synthetic_week import week
+
+    p = pipeline
+    first, days = dt.date(2025, 11, 10), 8
+    w = week(first, days, TZ, seed=7)
+    raw = {"study": p.study, "participant": ACC_P, "device": "arm-1"}
+    lines: list[str | None] = []
+    for t, bpm in zip(w.t_ns.tolist(), w.hr_bpm.tolist(), strict=True):
+        lines.append(_hr(raw, round(bpm), t))
+    asleep = np.zeros(w.t_ns.size, dtype=bool)
+    for morning, (on_h, off_h) in w.sleep.items():
+        midnight = (morning - dt.date(1970, 1, 1)).days * 86_400
+        asleep |= (w.local_s >= midnight + on_h * 3600) & (w.local_s < midnight + off_h * 3600)
+    rng = np.random.default_rng(3)
+    samples: list[wire.Sample] = []
+    for t, still in zip(w.t_ns.tolist(), asleep.tolist(), strict=True):
+        counts = 0.0 if still else float(rng.uniform(800, 3000))
+        for half in (0, 1):
+            angle = 20.0 if still else float(rng.uniform(-60, 60))
+            samples.append(
+                wire.AccelEpochSample(
+                    t + half * 30 * NS, 30, 1500, 3.0, 2.0, 0.0, 0.0, 0.0, counts / 2, angle
+                )
+            )
+        samples.append(wire.AccelEpochSample(t, 60, 3000, 3.0, 2.0, 0.0, 0.0, 0.0, counts, 0.0))
+    clock = wire.ClockQuality(True, "ntp", 5.0)
+    for seq, k in enumerate(range(0, len(samples), 1000)):  # ~180 bytes a sample
+        message = wire.Message(
+            "accel",
+            p.study,
+            ACC_P,
+            "arm-1",
+            "gw-1",
+            seq,
+            int(w.t_ns[-1]),
+            clock,
+            tuple(samples[k : k + 1000]),
+        )
+        lines += schema.message_lines(wire.decode(wire.encode(message)))
+    writer = InfluxWriter(url=p.influx.url, org=p.influx.org, bucket=p.bucket, token=p.influx.token)
+    try:
+        writer.write([x for x in lines if x])
+    finally:
+        writer.close()
+    config = pconfig.load(p.write_config(features={"timezone": TZ}))
+    worker = Service(config)
+    units = []
+    for k in range(days):
+        start, end = DayCalendar(TZ).day_of(_start(first + dt.timedelta(days=k)))
+        units.append(Unit("daily", ACC_P, start, end))
+    try:
+        worker._run_features(units, 300.0)
+    finally:
+        if worker._influx_client is not None:
+            worker._influx_client.close()
+        worker.writer.close()
+    rows = p.flux(f'|> filter(fn: (r) => r._measurement == "daily" and r.participant == "{ACC_P}")')
+    stored: dict[dt.date, dict[str, object]] = {}
+    for r in rows:
+        stored.setdefault(r["_time"].astimezone(ZoneInfo(TZ)).date(), {})[r["_field"]] = r["_value"]
+    for k in range(1, days):
+        day = first + dt.timedelta(days=k)
+        point = stored[day]
+        on_h, off_h = w.sleep[day]
+        assert point["sleep_method"] == "hdcza"
+        assert point["sleep_onset_h"] == pytest.approx(on_h, abs=0.5)
+        assert point["sleep_offset_h"] == pytest.approx(off_h, abs=0.5)
+    week_end = stored[first + dt.timedelta(days=days - 1)]
+    assert 0.3 < float(week_end["counts_is_7d"]) <= 1.0  # type: ignore[arg-type]
+    assert "counts_m10_7d" in week_end

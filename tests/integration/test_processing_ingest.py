@@ -38,7 +38,7 @@ def test_golden_messages_become_exact_points(pipeline: Pipeline) -> None:
     publish_messages(pipeline.broker, list(golden.values()))
     state = json.dumps({"state": "online", "ts_ns": 1_764_115_100_000_000_000}).encode()
     publish_all(pipeline.broker, [(f"wellsense/v1/{pipeline.study}/_gateways/gw-01/state", state)])
-    wait_until(lambda: service.metrics.messages_written == 8, 20, "eight messages written")
+    wait_until(lambda: service.metrics.messages_written == 9, 20, "nine messages written")
 
     s = pipeline.study
     tags = (("device", "d-1a2b3c"), ("participant", "p-7f3a9c"), ("study", s))

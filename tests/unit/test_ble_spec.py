@@ -26,6 +26,9 @@ def test_exactly_one_selector() -> None:
         SensorSpec("x", address="C0:FF:EE:00:00:01", service_uuid="180d")
     with pytest.raises(ValueError, match="address"):
         SensorSpec("x", address="C0:FF:EE")
+    with pytest.raises(ValueError, match="unknown profile 'h10'"):
+        SensorSpec("x", address="C0:FF:EE:00:00:01", profile="h10")
+    assert SensorSpec("x", address="C0:FF:EE:00:00:01", profile="auto").profile == "auto"
 
 
 def test_selectors_match() -> None:

@@ -58,6 +58,10 @@ def test_the_shipped_sample_loads(sample: Path) -> None:
             "exactly one of",
         ),
         (('password_file = "', 'password = "inline"\n#'), "secrets are not allowed inline"),
+        (
+            ('address = "C0:FF:EE:00:00:01"', 'address = "C0:FF:EE:00:00:01"\nprofile = "garmin"'),
+            "[sensor#1] profile: 'garmin' is not one of auto, hrs, pinetime, polar_h10",
+        ),
         (("enabled = false", 'enabled = "yes"'), "[minimise] enabled: expected true or false"),
         (("window_s = 300", "window_s = 7"), "[minimise] window_s: 7 is below the minimum 60"),
         (("window_s = 300", "window_s = 420"), "[minimise] window_s: 420 does not divide a day"),
@@ -76,6 +80,15 @@ def test_mistakes_name_the_option(sample: Path, edit: tuple[str, str], message: 
         load(sample)
     assert message in str(info.value)
     assert str(sample) in str(info.value)
+
+
+def test_sensor_profile_defaults_to_hrs_and_is_configurable(sample: Path) -> None:
+    assert load(sample).sensors[0].profile == "hrs"
+    text = sample.read_text().replace(
+        'address = "C0:FF:EE:00:00:01"', 'address = "C0:FF:EE:00:00:01"\nprofile = "polar_h10"', 1
+    )
+    sample.write_text(text)
+    assert load(sample).sensors[0].profile == "polar_h10"
 
 
 def test_minimisation_is_off_by_default_and_configurable(sample: Path) -> None:

@@ -46,6 +46,21 @@ def test_clock_quality_is_stored_per_message_of_the_sensor_streams() -> None:
     assert not any(ln.startswith("clock,") for ln in lines_of("health"))
 
 
+def test_golden_accel_lines() -> None:
+    tags = "device=d-1a2b3c,epoch=30,participant=p-7f3a9c,study=pilot"
+    got = lines_of("accel")
+    assert got[0] == (
+        f"accel_epoch,{tags} enmo_mg=12.5,mad_mg=8.25,counts_x=10.0,counts_y=0.0,counts_z=31.0,"
+        "counts_vm=32.573,angle_z_deg=-61.2,n_samples=1500i,seq=44i 1764115200004000000"
+    )
+    assert got[1].startswith("accel_epoch,device=d-1a2b3c,epoch=60,")  # its own series
+    assert got[2] == (
+        f"accel_nonwear,{TAGS} nonwear=false,window_complete=true,block_s=900i,seq=44i "
+        "1764114300000000000"
+    )
+    assert wire.encode(wire.decode(valid_messages()["accel"])) == valid_messages()["accel"]
+
+
 def test_golden_activity_status_health_lines() -> None:
     assert lines_of("activity")[1] == (
         f"activity,{TAGS} cadence_spm=104.0,speed_mps=1.25,steps=104i,seq=7i 1764115200000000000"

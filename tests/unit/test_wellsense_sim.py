@@ -1,4 +1,4 @@
-"""The simulated wearables: payload layouts, physiology, rate cap, clock."""
+"""The simulated wearables: payload layouts, physiology, RSC rate cap, clock."""
 
 from __future__ import annotations
 
@@ -84,22 +84,15 @@ def test_activity_bouts_raise_hr_and_cadence() -> None:
     assert model.target_hr_bpm(mid) > model.target_hr_bpm(rest) + 10
     wearable = Wearable(WearableConfig("C0:FF:EE:00:00:01", seed=1), mid - NS_PER_S)
     wearable.worn_override = True
-    rsc = wearable.advance(mid).rsc
+    rsc = wearable.advance_body(mid)
     assert rsc is not None and rsc[3] >= 90  # cadence, steps/min
 
 
-def test_compressed_time_keeps_the_notification_rate_and_all_rr() -> None:
+def test_compressed_time_steps_only_movement_and_battery() -> None:
     clock = SimClock(SimClockParams(epoch_ns=T0, time_scale=720, anchor_wall_ns=0))
     emu = Emulator("unix:path=/nonexistent", clock=clock, max_notify_hz=20)
-    assert emu.span_s == 36.0 and emu.notify_period_s == pytest.approx(0.05)
-    wearable = Wearable(WearableConfig("C0:FF:EE:00:00:01", seed=3), T0 + 10 * 3600 * NS_PER_S)
-    wearable.worn_override, wearable.contact_override = True, True
-    tick = wearable.advance(T0 + 10 * 3600 * NS_PER_S + 36 * NS_PER_S)
-    assert len(tick.hr) == 1 and 25 <= tick.beats <= 80
-    assert len(tick.hr[0]) <= encode.MAX_ATTRIBUTE_LEN
-    # a long silence (e.g. a stalled loop) is split into maximal notifications
-    big = wearable.advance(T0 + 10 * 3600 * NS_PER_S + 636 * NS_PER_S)
-    assert len(big.hr) >= 2 and all(len(p) <= encode.MAX_ATTRIBUTE_LEN for p in big.hr)
+    # RSC/battery: capped at 20 updates per real second, each covering 36 s of sim time
+    assert emu.body_span_s == 36.0 and emu.body_period_s == pytest.approx(0.05)
 
 
 def test_battery_drains_and_can_be_set() -> None:
