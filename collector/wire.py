@@ -799,20 +799,17 @@ def _selfreport_items(value: Any, path: str) -> dict[str, float]:
     return items
 
 
-_ACCEL_EPOCH_KEYS: Final = frozenset(
-    {
-        "ts_ns",
-        "epoch_s",
-        "n_samples",
-        "enmo_mg",
-        "mad_mg",
-        "counts_x",
-        "counts_y",
-        "counts_z",
-        "counts_vm",
-        "angle_z_deg",
-    }
+#: The float values of an accelerometer epoch, in the order they are stored.
+ACCEL_EPOCH_VALUES: Final = (
+    "enmo_mg",
+    "mad_mg",
+    "counts_x",
+    "counts_y",
+    "counts_z",
+    "counts_vm",
+    "angle_z_deg",
 )
+_ACCEL_EPOCH_KEYS: Final = frozenset({"ts_ns", "epoch_s", "n_samples", *ACCEL_EPOCH_VALUES})
 _NONWEAR_KEYS: Final = frozenset({"ts_ns", "block_s", "nonwear", "window_complete"})
 _MAX_COUNTS: Final = 1e7  # per epoch; far above any ActiGraph-style count
 _MAX_MG: Final = 1e5

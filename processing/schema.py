@@ -77,17 +77,7 @@ MEASUREMENTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "self_report": (("study", "participant", "instrument"), ("<items>",)),
     "accel_epoch": (
         ("study", "participant", "device", "epoch"),
-        (
-            "enmo_mg",
-            "mad_mg",
-            "counts_x",
-            "counts_y",
-            "counts_z",
-            "counts_vm",
-            "angle_z_deg",
-            "n_samples",
-            "seq",
-        ),
+        (*wire.ACCEL_EPOCH_VALUES, "n_samples", "seq"),
     ),
     "accel_nonwear": (
         ("study", "participant", "device"),
@@ -324,18 +314,7 @@ def _accel_lines(m: wire.Message, tags: str) -> Iterator[str]:
             )
             continue
         assert isinstance(s, wire.AccelEpochSample)
-        fields = ",".join(
-            f"{key}={float(getattr(s, key))!r}"
-            for key in (
-                "enmo_mg",
-                "mad_mg",
-                "counts_x",
-                "counts_y",
-                "counts_z",
-                "counts_vm",
-                "angle_z_deg",
-            )
-        )
+        fields = ",".join(f"{key}={float(getattr(s, key))!r}" for key in wire.ACCEL_EPOCH_VALUES)
         yield (
             f"accel_epoch,device={m.device},epoch={s.epoch_s},participant={m.participant},"
             f"study={m.study} {fields},n_samples={s.n_samples}i,seq={m.seq}i {s.ts_ns}"
