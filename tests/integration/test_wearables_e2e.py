@@ -76,6 +76,8 @@ nonwear_bouts_per_day = 0.0
 MEASUREMENTS = {
     "hr",
     "rr",
+    "clock",  # the clock quality of each message (docs/storage.md)
+    "clock_step",
     "activity",
     "device_status",
     "gateway_health",
